@@ -1,0 +1,105 @@
+"""The `awsSigner` and `notationX509` parts of a policy: parsing, validation and writing back.
+
+Certificate-level checks (PEM parsing, the pinned AWS Signer root, distinguished names) belong to
+the Notation verifier; this module calls them and reports their errors at the field's path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._reader import Node
+from .model import AwsSignerTrust, NotationX509Trust
+
+_PROFILE_ARN = re.compile(
+    r"arn:aws[a-z-]*:signer:[a-z0-9-]+:\d{12}:/signing-profiles/[A-Za-z0-9_]{2,64}(/[A-Za-z0-9]{10})?"
+)
+_SCHEMES = {"notary.x509": "notary.x509", "notary.x509.signingAuthority": "notary.x509.signingAuthority"}
+_LEVELS = {"strict": "strict", "permissive": "permissive", "audit": "audit"}
+_VERIFY_TIMESTAMP = {"always": "always", "afterCertExpiry": "afterCertExpiry"}
+MAX_CERTIFICATES = 20  # roots per signer; real trust stores hold one to three
+
+
+def _pems(node: Node, *, min_items: int = 0) -> tuple[str, ...]:
+    from ..notation.trust import parse_root_certificates
+
+    pems = tuple(n.string() for n in node.items(min_items=min_items, max_items=MAX_CERTIFICATES))
+    for index, pem in enumerate(pems):
+        node.child(index).convert(lambda _, pem=pem: parse_root_certificates([pem]))
+    return pems
+
+
+def aws_signer_trust(node: Node) -> AwsSignerTrust:
+    from ..notation.awssigner import check_pinned_root
+
+    node.object(required=("signingProfileArns",),
+                optional=("rootCertificates", "customRootCertificates", "revocationCheck"))
+    arns = tuple(
+        n.string(pattern=_PROFILE_ARN,
+                 hint="use a signing profile ARN 'arn:aws:signer:<region>:<account>:/signing-profiles/<name>' "
+                      "or a profile-version ARN ending in '/<10-character version>'")
+        for n in node.child("signingProfileArns").items(min_items=1, max_items=50)
+    )
+    roots = _pems(node.child("rootCertificates")) if node.has("rootCertificates") else ()
+    for index, pem in enumerate(roots):
+        node.child("rootCertificates").child(index).convert(lambda _, pem=pem: check_pinned_root(pem))
+    custom = _pems(node.child("customRootCertificates")) if node.has("customRootCertificates") else ()
+    if not roots and not custom:
+        raise node.fail(
+            "give the AWS Signer root certificate in 'rootCertificates' (download it from AWS; its SHA-256 "
+            "fingerprint is pinned), or your own roots in 'customRootCertificates'"
+        )
+    return AwsSignerTrust(
+        signing_profile_arns=arns,
+        root_certificates=roots,
+        custom_root_certificates=custom,
+        revocation_check=node.child("revocationCheck").boolean() if node.has("revocationCheck") else True,
+    )
+
+
+def notation_x509_trust(node: Node) -> NotationX509Trust:
+    from ..notation.identity import parse_trusted_identity
+
+    node.object(
+        required=("rootCertificates", "trustedIdentities"),
+        optional=("signingScheme", "tsaRootCertificates", "verificationLevel", "verifyTimestamp"),
+    )
+    identities_node = node.child("trustedIdentities")
+    identities = tuple(n.string() for n in identities_node.items(min_items=1, max_items=100))
+    if "*" in identities and len(identities) > 1:
+        raise identities_node.fail("'*' trusts every identity and cannot be combined with other entries")
+    for index, identity in enumerate(identities):
+        if identity != "*":
+            identities_node.child(index).convert(lambda _, identity=identity: parse_trusted_identity(identity))
+    return NotationX509Trust(
+        root_certificates=_pems(node.child("rootCertificates"), min_items=1),
+        trusted_identities=identities,
+        signing_scheme=node.child("signingScheme").choice(_SCHEMES) if node.has("signingScheme") else "notary.x509",
+        tsa_root_certificates=_pems(node.child("tsaRootCertificates")) if node.has("tsaRootCertificates") else (),
+        verification_level=node.child("verificationLevel").choice(_LEVELS) if node.has("verificationLevel") else "strict",
+        verify_timestamp=node.child("verifyTimestamp").choice(_VERIFY_TIMESTAMP) if node.has("verifyTimestamp") else "always",
+    )
+
+
+def aws_signer_document(trust: AwsSignerTrust) -> dict[str, Any]:
+    doc: dict[str, Any] = {"signingProfileArns": list(trust.signing_profile_arns),
+                           "revocationCheck": trust.revocation_check}
+    if trust.root_certificates:
+        doc["rootCertificates"] = list(trust.root_certificates)
+    if trust.custom_root_certificates:
+        doc["customRootCertificates"] = list(trust.custom_root_certificates)
+    return doc
+
+
+def notation_x509_document(trust: NotationX509Trust) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "rootCertificates": list(trust.root_certificates),
+        "trustedIdentities": list(trust.trusted_identities),
+        "signingScheme": trust.signing_scheme,
+        "verificationLevel": trust.verification_level,
+        "verifyTimestamp": trust.verify_timestamp,
+    }
+    if trust.tsa_root_certificates:
+        doc["tsaRootCertificates"] = list(trust.tsa_root_certificates)
+    return doc

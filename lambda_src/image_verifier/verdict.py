@@ -1,0 +1,101 @@
+"""Verdicts: what the verifier concluded about one image, and the decision over all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .policy import Mode, Policy
+
+
+class Outcome(StrEnum):
+    VERIFIED = "verified"  # a trusted signature satisfied the rule
+    EXEMPT = "exempt"  # an unexpired exemption covers the image
+    REJECTED = "rejected"  # the signature evidence is absent or bad
+    UNAVAILABLE = "unavailable"  # the evidence could not be read (registry/AWS down, deadline)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerMatch:
+    """The signer that satisfied (part of) a rule, and what it verified."""
+
+    signer: str
+    kind: str  # cosignKey | awsSigner | notationX509
+    identity: str  # key id, profile-version ARN or certificate subject
+    format: str  # cosign-legacy | cosign-bundle | notation-jws | notation-cose
+    verified_digest: str  # the manifest or index digest the signature covers
+    break_glass: bool = False
+    signature_digest: str | None = None  # the signature manifest that carried it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signer": self.signer,
+            "kind": self.kind,
+            "identity": self.identity,
+            "format": self.format,
+            "verifiedDigest": self.verified_digest,
+            "breakGlass": self.break_glass,
+            "signatureDigest": self.signature_digest,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    image: str  # as given (tag or digest form)
+    digest: str | None  # what was verified; None only when the image could not be resolved
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+    rule: str | None = None
+    signers: tuple[SignerMatch, ...] = ()
+    platform_digest: str | None = None  # the platform manifest chosen from an index, if any
+    exemption: str | None = None  # the exemption's reason when outcome is EXEMPT
+
+    @property
+    def break_glass(self) -> bool:
+        return any(s.break_glass for s in self.signers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "platformDigest": self.platform_digest,
+            "outcome": self.outcome.value,
+            "reasons": list(self.reasons),
+            "rule": self.rule,
+            "signer": ", ".join(s.signer for s in self.signers) or None,
+            "signers": [s.to_json() for s in self.signers],
+            "breakGlass": self.break_glass,
+            "exemption": self.exemption,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """All verdicts of one admission decision, judged under the policy's two modes."""
+
+    verdicts: tuple[Verdict, ...]
+    failure_mode: Mode
+    unavailable_mode: Mode
+    policy_hash: str
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def judge(cls, verdicts: tuple[Verdict, ...], policy: Policy) -> Decision:
+        return cls(verdicts=verdicts, failure_mode=policy.failure_mode,
+                   unavailable_mode=policy.unavailable_mode, policy_hash=policy.policy_hash)
+
+    @property
+    def admitted(self) -> bool:
+        """Fail closed: an empty decision is not an admission."""
+        if not self.verdicts:
+            return False
+        for verdict in self.verdicts:
+            if verdict.outcome is Outcome.REJECTED and self.failure_mode is Mode.BLOCK:
+                return False
+            if verdict.outcome is Outcome.UNAVAILABLE and self.unavailable_mode is Mode.BLOCK:
+                return False
+        return True
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for v in self.verdicts if v.outcome is outcome)
