@@ -1,0 +1,235 @@
+"""Registry credentials: ECR authorization tokens, static basic credentials, bearer-token challenges.
+
+- ECR hosts (`<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`) get `Basic` credentials from
+  `ecr:GetAuthorizationToken`, sent up front and cached per region until shortly before `expiresAt`.
+- Other registries are tried anonymously; a `401` with `WWW-Authenticate: Bearer realm=...` is
+  answered with a token from the realm (cached by realm, service, scope and who asked for it), a
+  `401` with `Basic` only when credentials for the host exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from ..deadline import Deadline
+from ..errors import AwsUnavailableError, DeadlineExceededError
+
+ECR_TOKEN_REFRESH_MARGIN = 300.0  # seconds; renew well before ECR's 12-hour expiry so no call races it
+BEARER_TOKEN_REFRESH_MARGIN = 10.0  # seconds; a token about to expire is as good as expired
+DEFAULT_TOKEN_LIFETIME = 60  # seconds; the token spec's default when `expires_in` is absent
+MAX_CACHED_TOKENS = 256  # one per (realm, service, scope): a warm Lambda sees a few dozen repositories
+_ECR_HOST_RE = re.compile(
+    r"^(?P<account>[0-9]{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"|dkr-ecr(?P<ds_fips>-fips)?\.(?P<ds_region>[a-z0-9-]+)\.on\.aws)$"
+)
+_THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
+_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"})
+_CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+@dataclass(frozen=True, kw_only=True)
+class BasicCredentials:
+    """A username and password for HTTP Basic auth (or for a token realm)."""
+
+    username: str
+    password: str = field(repr=False)
+
+    @property
+    def header(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+
+
+class CredentialProvider(Protocol):
+    """Credentials for a registry host, or None when this provider has none for it."""
+
+    def credentials_for(self, host: str, deadline: Deadline) -> BasicCredentials | None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticCredentials:
+    """Fixed credentials per registry host (`host[:port]` as written in image references)."""
+
+    by_host: Mapping[str, BasicCredentials]
+
+    def credentials_for(self, host: str, deadline: Deadline) -> BasicCredentials | None:
+        return self.by_host.get(host)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EcrHost:
+    account: str
+    region: str
+    fips: bool
+
+
+def parse_ecr_host(host: str) -> EcrHost | None:
+    """The account and region of an ECR registry host, or None for any other host."""
+    match = _ECR_HOST_RE.match(host.lower())
+    if not match:
+        return None
+    region = match.group("region") or match.group("ds_region")
+    return EcrHost(account=match.group("account"), region=region, fips=bool(match.group("fips") or match.group("ds_fips")))
+
+
+def _default_ecr_client(region: str) -> Any:
+    import boto3  # imported when first needed: nothing is built at import time
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+    return boto3.client("ecr", region_name=region, config=config)
+
+
+class EcrCredentials:
+    """`ecr:GetAuthorizationToken` per region, cached until `expiresAt` minus a margin. Thread-safe.
+
+    `client_factory(region)` returns a boto3 ECR client; the default builds one with short timeouts.
+    A boto3 call cannot be cut short by our deadline, so the deadline is checked before and after.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[str], Any] = _default_ecr_client,
+        *,
+        refresh_margin: float = ECR_TOKEN_REFRESH_MARGIN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._factory = client_factory
+        self._margin = refresh_margin
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._region_locks: dict[str, threading.Lock] = {}
+        self._cache: dict[str, tuple[BasicCredentials, float]] = {}
+        self._clients: dict[str, Any] = {}
+        self.call_count = 0  # GetAuthorizationToken calls made, for tests and metrics
+
+    def credentials_for(self, host: str, deadline: Deadline) -> BasicCredentials | None:
+        ecr = parse_ecr_host(host)
+        if ecr is None:
+            return None
+        cached = self._cached(ecr.region)
+        if cached:
+            return cached
+        with self._region_lock(ecr.region):  # one fetch per region even when many threads ask at once
+            cached = self._cached(ecr.region)
+            if cached:
+                return cached
+            deadline.check()
+            credentials, expires_at = self._fetch(ecr)
+            if deadline.remaining() <= 0:
+                raise DeadlineExceededError(f"the deadline passed while getting an ECR token for {host}")
+            with self._lock:
+                self._cache[ecr.region] = (credentials, expires_at - self._margin)
+            return credentials
+
+    def _cached(self, region: str) -> BasicCredentials | None:
+        with self._lock:
+            entry = self._cache.get(region)
+        if entry and self._clock() < entry[1]:
+            return entry[0]
+        return None
+
+    def _region_lock(self, region: str) -> threading.Lock:
+        with self._lock:
+            return self._region_locks.setdefault(region, threading.Lock())
+
+    def _client(self, region: str) -> Any:
+        with self._lock:
+            client = self._clients.get(region)
+        if client is None:
+            client = self._factory(region)
+            with self._lock:
+                self._clients[region] = client
+        return client
+
+    def _fetch(self, ecr: EcrHost) -> tuple[BasicCredentials, float]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        with self._lock:
+            self.call_count += 1
+        try:
+            answer = self._client(ecr.region).get_authorization_token()
+        except ClientError as exc:
+            raise _ecr_client_error(exc, ecr) from exc
+        except BotoCoreError as exc:
+            raise AwsUnavailableError(f"cannot reach ECR in {ecr.region} for an authorization token: {exc}") from exc
+        try:
+            data = answer["authorizationData"][0]
+            username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+            expires_at = data["expiresAt"].timestamp()
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise AwsUnavailableError(f"ECR in {ecr.region} returned an unreadable authorization token") from exc
+        if not username or not password:
+            raise AwsUnavailableError(f"ECR in {ecr.region} returned an authorization token without a password")
+        return BasicCredentials(username=username, password=password), expires_at
+
+
+def _ecr_client_error(exc: Any, ecr: EcrHost) -> AwsUnavailableError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _DENIED_CODES:
+        # We cannot read the evidence, which is not evidence against the image: unavailable, not rejected.
+        return AwsUnavailableError(
+            f"ECR denied ecr:GetAuthorizationToken in {ecr.region} ({code}): grant the verifier's role "
+            f"ecr:GetAuthorizationToken (resource \"*\") and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer on "
+            f"the repositories of account {ecr.account}"
+        )
+    if code in _THROTTLING_CODES:
+        return AwsUnavailableError(f"ECR throttled ecr:GetAuthorizationToken in {ecr.region} ({code})")
+    return AwsUnavailableError(f"ecr:GetAuthorizationToken failed in {ecr.region}: {code or exc}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Challenge:
+    """A parsed `WWW-Authenticate` header: scheme is "bearer" or "basic"."""
+
+    scheme: str
+    realm: str | None = None
+    service: str | None = None
+    scope: str | None = None
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """The first Bearer or Basic challenge in a `WWW-Authenticate` value, or None."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "basic"):
+        return None
+    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _CHALLENGE_PARAM_RE.finditer(rest)}
+    return Challenge(scheme=scheme, realm=params.get("realm"), service=params.get("service"), scope=params.get("scope"))
+
+
+TokenKey = tuple[str, str, str, str]  # realm, service, scope, username ("" when anonymous)
+
+
+class TokenCache:
+    """Bearer tokens by (realm, service, scope, who asked), honouring `expires_in`. Thread-safe."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[TokenKey, tuple[str, float]] = {}
+
+    def get(self, key: TokenKey) -> str | None:
+        with self._lock:
+            entry = self._tokens.get(key)
+        return entry[0] if entry and self._clock() < entry[1] else None
+
+    def put(self, key: TokenKey, token: str, expires_in: float) -> None:
+        expires_at = self._clock() + max(0.0, expires_in - BEARER_TOKEN_REFRESH_MARGIN)
+        with self._lock:
+            if len(self._tokens) >= MAX_CACHED_TOKENS:
+                now = self._clock()
+                self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
+                if len(self._tokens) >= MAX_CACHED_TOKENS:
+                    self._tokens.pop(min(self._tokens, key=lambda k: self._tokens[k][1]))
+            self._tokens[key] = (token, expires_at)
+
+    def forget(self, key: TokenKey) -> None:
+        with self._lock:
+            self._tokens.pop(key, None)

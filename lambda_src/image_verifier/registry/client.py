@@ -1,0 +1,242 @@
+"""`RegistryClient`: the long-lived, thread-safe part (connections, credentials, tokens, counters).
+
+Build one per process (a warm Lambda keeps it across decisions) and call `bound(deadline)` once per
+decision to get a `RegistrySession`, which implements the verifiers' `Registry` protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Iterable, Mapping
+from urllib.parse import urlencode
+
+from ..deadline import Deadline
+from ..errors import RegistryUnavailableError
+from ._transport import CONNECT_TIMEOUT_CAP, READ_TIMEOUT_CAP, Response, Transport, origin_of
+from .auth import (
+    DEFAULT_TOKEN_LIFETIME,
+    BasicCredentials,
+    Challenge,
+    CredentialProvider,
+    EcrCredentials,
+    TokenCache,
+    TokenKey,
+    parse_challenge,
+    parse_ecr_host,
+)
+from .session import RegistrySession
+
+MAX_TOKEN_RESPONSE_BYTES = 256 * 1024  # a token response is a JWT or two; far below this
+MAX_REMEMBERED_CHALLENGES = 1024  # per (registry, repository, pull/push); bounded so a long-lived client stays small
+_ChallengeKey = tuple[str, str, bool]  # registry base URL, repository, push
+
+
+class _Counter:
+    """Registry-content requests and token requests, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._tokens = 0
+
+    def count_request(self) -> None:
+        with self._lock:
+            self._requests += 1
+
+    def count_token(self) -> None:
+        with self._lock:
+            self._tokens += 1
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent for registry content: 401 challenges, retries and redirect hops included."""
+        with self._lock:
+            return self._requests
+
+    @property
+    def token_request_count(self) -> int:
+        """HTTP requests sent to bearer-token realms (not included in `request_count`)."""
+        with self._lock:
+            return self._tokens
+
+
+class RegistryClient(_Counter):
+    """An OCI distribution client for the verifier and the CLI.
+
+        client = RegistryClient(insecure_registries={"localhost:5000"})
+        session = client.bound(Deadline.after(20))
+        manifest = session.resolve(ImageReference.parse("localhost:5000/app:v1"))
+
+    :param insecure_registries: "host:port" values that may be reached over plain http; every other
+        registry, token realm and redirect target must be https.
+    :param ecr_auth: ECR token provider. :default: - `EcrCredentials()`, a boto3 client per region
+    :param credentials: further providers (e.g. `StaticCredentials`) for Basic auth and token realms.
+    :param connect_timeout: cap for one connect, in seconds; the decision's deadline can only shorten it.
+    :param read_timeout: cap for one socket read, in seconds; the deadline can only shorten it.
+    :param ca_certs: a CA bundle for registries with a private CA. :default: - the system trust store
+    """
+
+    def __init__(
+        self,
+        *,
+        insecure_registries: Iterable[str] = (),
+        ecr_auth: EcrCredentials | None = None,
+        credentials: Iterable[CredentialProvider] = (),
+        connect_timeout: float = CONNECT_TIMEOUT_CAP,
+        read_timeout: float = READ_TIMEOUT_CAP,
+        ca_certs: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.insecure_registries = frozenset(insecure_registries)
+        self.ecr_auth = ecr_auth if ecr_auth is not None else EcrCredentials()
+        self._providers: tuple[CredentialProvider, ...] = (self.ecr_auth, *credentials)
+        self._transport = Transport(
+            insecure_hosts=self.insecure_registries, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            ca_certs=ca_certs,
+        )
+        self._tokens = TokenCache()
+        self._challenge_lock = threading.Lock()
+        self._challenges: dict[_ChallengeKey, Challenge] = {}
+        self._host_challenges: dict[str, Challenge] = {}
+
+    def bound(self, deadline: Deadline) -> RegistrySession:
+        """A `Registry` (and `RegistryWriter`) for one decision: every call honours `deadline`."""
+        return RegistrySession(self, deadline)
+
+    def base_url(self, host: str) -> str:
+        return self._transport.base_url(host)
+
+    # -- used by RegistrySession ------------------------------------------------------------------
+
+    def send(
+        self,
+        session: RegistrySession,
+        method: str,
+        url: str,
+        *,
+        host: str,
+        repository: str,
+        push: bool,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        max_bytes: int,
+        what: str,
+    ) -> Response:
+        """Send with the registry's credentials, answering one 401 challenge; counts every request."""
+        deadline = session.deadline
+        base = self.base_url(host)
+        # Credentials belong to the registry's origin: an upload Location or a Link elsewhere gets none.
+        authorize = origin_of(url) == origin_of(base)
+        key: _ChallengeKey = (base, repository, push)
+
+        def counted(method: str, url: str) -> None:
+            session.count_request(method, url)
+            self.count_request()
+
+        auth, token_key, _fresh = self._authorization(session, host, key) if authorize else (None, None, False)
+        response = self._transport.send(
+            method, url, deadline=deadline, headers=_with_auth(headers, auth), body=body, max_bytes=max_bytes,
+            what=what, on_request=counted,
+        )
+        if response.status != 401 or not authorize:
+            return response
+        challenge = parse_challenge(response.header("WWW-Authenticate"))
+        if challenge is not None:
+            self._remember(key, challenge)
+        if token_key is not None:
+            self._tokens.forget(token_key)  # revoked or expired early: fetch a new one once
+        retry_auth, _, fresh = self._authorization(session, host, key)
+        if retry_auth is None or (retry_auth == auth and not fresh):
+            return response
+        return self._transport.send(
+            method, url, deadline=deadline, headers=_with_auth(headers, retry_auth), body=body, max_bytes=max_bytes,
+            what=what, on_request=counted,
+        )
+
+    def credentials_for(self, host: str, deadline: Deadline) -> BasicCredentials | None:
+        for provider in self._providers:
+            found = provider.credentials_for(host, deadline)
+            if found is not None:
+                return found
+        return None
+
+    # -- authorization ----------------------------------------------------------------------------
+
+    def _remember(self, key: _ChallengeKey, challenge: Challenge) -> None:
+        with self._challenge_lock:
+            if len(self._challenges) >= MAX_REMEMBERED_CHALLENGES:
+                self._challenges.clear()  # rare; the cost is one 401 round trip per repository
+            self._challenges[key] = challenge
+            self._host_challenges[key[0]] = challenge
+
+    def _authorization(
+        self, session: RegistrySession, host: str, key: _ChallengeKey
+    ) -> tuple[str | None, TokenKey | None, bool]:
+        """(Authorization header or None, the token cache key it came from, whether it was just fetched)."""
+        base, repository, push = key
+        with self._challenge_lock:
+            challenge = self._challenges.get(key)
+            host_challenge = self._host_challenges.get(base)
+        credentials = self.credentials_for(host, session.deadline)
+        actions = "pull,push" if push else "pull"
+        if challenge is None and host_challenge is not None and host_challenge.scheme == "bearer":
+            # Same token service for every repository of a registry: skip the 401 round trip.
+            challenge = Challenge(scheme="bearer", realm=host_challenge.realm, service=host_challenge.service,
+                                  scope=f"repository:{repository}:{actions}")
+        if challenge is None or challenge.scheme == "basic":
+            # ECR always wants Basic: send it up front. Elsewhere only when the registry asks.
+            if credentials is not None and (challenge is not None or parse_ecr_host(host) is not None):
+                return credentials.header, None, False
+            return None, None, False
+        scope = challenge.scope or f"repository:{repository}:{actions}"
+        token_key: TokenKey = (challenge.realm or "", challenge.service or "", scope, credentials.username if credentials else "")
+        token = self._tokens.get(token_key)
+        if token is not None:
+            return f"Bearer {token}", token_key, False
+        token, expires_in = self._fetch_token(session, challenge, scope, credentials, host)
+        self._tokens.put(token_key, token, expires_in)
+        return f"Bearer {token}", token_key, True
+
+    def _fetch_token(
+        self, session: RegistrySession, challenge: Challenge, scope: str, credentials: BasicCredentials | None,
+        host: str,
+    ) -> tuple[str, float]:
+        if not challenge.realm:
+            raise RegistryUnavailableError(f"{host} asked for a bearer token but named no realm to get it from")
+        query = urlencode([(k, v) for k, v in (("service", challenge.service), ("scope", scope)) if v])
+        url = f"{challenge.realm}{'&' if '?' in challenge.realm else '?'}{query}"
+
+        def counted(method: str, url: str) -> None:
+            session.count_token()
+            self.count_token()
+
+        headers = {"Authorization": credentials.header} if credentials else {}
+        response = self._transport.send(
+            "GET", url, deadline=session.deadline, headers=headers, max_bytes=MAX_TOKEN_RESPONSE_BYTES,
+            what=f"a token for {scope}", on_request=counted,
+        )
+        if response.status != 200:
+            hint = "the configured credentials were refused" if credentials else "anonymous access was refused; configure credentials"
+            raise RegistryUnavailableError(
+                f"token service {challenge.realm} gave no token for {scope} ({response.error_text()}): {hint}"
+            )
+        return _parse_token(response.body, challenge.realm)
+
+
+def _parse_token(body: bytes, realm: str) -> tuple[str, float]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryUnavailableError(f"token service {realm} answered with invalid JSON") from exc
+    token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise RegistryUnavailableError(f"token service {realm} answered without a token")
+    expires_in = data.get("expires_in")
+    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in <= 0:
+        expires_in = DEFAULT_TOKEN_LIFETIME
+    return token, float(expires_in)
+
+
+def _with_auth(headers: Mapping[str, str], auth: str | None) -> dict[str, str]:
+    return {**headers, "Authorization": auth} if auth else dict(headers)
