@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -78,7 +78,6 @@ class Decision:
     failure_mode: Mode
     unavailable_mode: Mode
     policy_hash: str
-    notes: tuple[str, ...] = field(default=())
 
     @classmethod
     def judge(cls, verdicts: tuple[Verdict, ...], policy: Policy) -> Decision:

@@ -1,0 +1,164 @@
+"""The verifier: one image in, one `Verdict` out, following the policy.
+
+Steps for each image: parse the reference; resolve it to a digest (once); an unexpired exemption
+makes it `exempt`; otherwise the rule with the highest precedence must be satisfied by valid
+signatures on the resolved digest (an index), or, when a platform is given, on that platform's
+manifest; no rule means `rejected`. Errors never escape: they become verdicts.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol, Sequence
+
+from .cosign.keys import CosignKeyResolver
+from .deadline import Deadline
+from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError, VerificationError
+from .evidence import Evidence
+from .oci import Manifest, Registry
+from .platform import Platform, select_platform
+from .policy import Policy, Rule, SignerKind, TrustedSigner
+from .reference import ImageReference, is_digest
+from .signer_checks import check_cosign, check_notation
+from .verdict import Decision, Outcome, SignerMatch, Verdict
+
+MAX_PARALLEL_IMAGES = 8  # a task definition holds at most 10 containers; threads mostly wait on I/O
+logger = logging.getLogger(__name__)
+
+
+class RegistrySessions(Protocol):
+    """What the verifier needs from a registry client: a session bound to one decision's deadline."""
+
+    def bound(self, deadline: Deadline) -> Registry: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageRequest:
+    image: str
+    digest: str | None = None  # a digest someone else already resolved (ECS), verified instead of the tag
+    platform: Platform | None = None
+
+
+class ImageVerifier:
+    """Verifies images against one policy. Thread-safe; clients are injected (composition root)."""
+
+    def __init__(self, policy: Policy, *, registry: RegistrySessions, cosign_keys: CosignKeyResolver,
+                 revocation: Any | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self.policy = policy
+        self._registry = registry
+        self._cosign_keys = cosign_keys
+        self._revocation = revocation
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+
+    def decide(self, requests: Sequence[ImageRequest], *, deadline: Deadline) -> Decision:
+        """Verify every image in parallel under one deadline and judge them together."""
+        session = self._registry.bound(deadline)
+        if len(requests) <= 1:
+            verdicts = tuple(self._verify(r, session) for r in requests)
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_IMAGES, len(requests))) as pool:
+                verdicts = tuple(pool.map(lambda r: self._verify(r, session), requests))
+        return Decision.judge(verdicts, self.policy)
+
+    def verify(self, request: ImageRequest, *, deadline: Deadline) -> Verdict:
+        return self._verify(request, self._registry.bound(deadline))
+
+    def _verify(self, request: ImageRequest, registry: Registry) -> Verdict:
+        try:
+            return self._verify_or_raise(request, registry)
+        except InvalidReferenceError as exc:
+            return Verdict(image=request.image, digest=None, outcome=Outcome.REJECTED, reasons=(str(exc),))
+        except Exception as exc:  # noqa: BLE001 - fail closed: a bug is a rejection, never an admission
+            logger.exception("unexpected error verifying %s", request.image)
+            return Verdict(image=request.image, digest=request.digest, outcome=Outcome.REJECTED,
+                           reasons=(f"internal error while verifying: {type(exc).__name__}: {exc}",))
+
+    def _verify_or_raise(self, request: ImageRequest, registry: Registry) -> Verdict:
+        ref = ImageReference.parse(request.image)
+        if request.digest is not None:
+            if not is_digest(request.digest):
+                raise InvalidReferenceError(f"invalid digest {request.digest!r} for {request.image}")
+            if ref.digest and ref.digest != request.digest:
+                return self._verdict(request, None, Outcome.REJECTED,
+                                     [f"the reference pins {ref.digest} but the deployment runs {request.digest}"])
+            ref = ref.with_digest(request.digest)
+        now = self._clock()
+        rule = self.policy.rule_for(ref.name)
+        try:
+            subject = registry.resolve(ref)
+        except UnavailableError as exc:
+            exemption = self.policy.exemption_for(ref.name, ref.digest, now)
+            if exemption is not None and not exemption.digests:
+                return self._verdict(request, ref.digest, Outcome.EXEMPT,
+                                     [f"exempt: {exemption.reason}", f"digest not resolved: {exc}"],
+                                     exemption=exemption.reason)
+            return self._verdict(request, ref.digest, Outcome.UNAVAILABLE, [f"could not resolve {ref}: {exc}"])
+        except VerificationError as exc:
+            return self._verdict(request, ref.digest, Outcome.REJECTED, [f"could not resolve {ref}: {exc}"])
+        digest = subject.digest
+        exemption = self.policy.exemption_for(ref.name, digest, now)
+        if exemption is not None:
+            return self._verdict(request, digest, Outcome.EXEMPT, [f"exempt until {exemption.expires.isoformat()}: "
+                                                                    f"{exemption.reason}"], exemption=exemption.reason)
+        if rule is None:
+            return self._verdict(request, digest, Outcome.REJECTED,
+                                 [f"no rule matches {ref.name}; add a rule (or an exemption) to the policy"])
+        targets = [subject]
+        platform_digest = None
+        if subject.is_index and request.platform is not None:
+            try:
+                chosen = select_platform(subject, request.platform)
+                platform_digest = chosen.digest
+                targets.append(registry.get_manifest(ref, chosen.digest))
+            except VerificationError as exc:
+                return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
+        reasons: list[str] = []
+        unavailable = False
+        for target in targets:
+            outcome, matches, target_reasons = self._satisfy(rule, Evidence(registry, ref, target), now)
+            if outcome is Outcome.VERIFIED:
+                return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
+                               signers=tuple(matches), platform_digest=platform_digest,
+                               reasons=(f"signed by {', '.join(m.signer for m in matches)} on {target.digest}"
+                                        f"{' (the index that lists the platform manifest)' if target is subject and platform_digest else ''}",))
+            unavailable = unavailable or outcome is Outcome.UNAVAILABLE
+            label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")
+            reasons.extend(f"{label} {target.digest}: {r}" for r in target_reasons)
+        return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
+                       outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons))
+
+    def _satisfy(self, rule: Rule, evidence: Evidence, now: datetime) -> tuple[Outcome, list[SignerMatch], list[str]]:
+        """Check the rule's signers on one digest: any-of stops at the first match, all-of needs each."""
+        matches: list[SignerMatch] = []
+        reasons: list[str] = []
+        rejected = unavailable = False
+        for name in rule.signer_names:
+            try:
+                matches.append(self._check(self.policy.signer(name), rule, evidence, now))
+                if not rule.requires_all:
+                    return Outcome.VERIFIED, matches, []
+            except UnavailableError as exc:
+                unavailable = True
+                reasons.append(f"unavailable: {exc}")
+            except ImageVerifierError as exc:
+                rejected = True
+                reasons.append(str(exc))
+        if rule.requires_all and len(matches) == len(rule.signer_names):
+            return Outcome.VERIFIED, matches, []
+        if rule.requires_all and rejected:
+            return Outcome.REJECTED, matches, reasons  # a signer that is certainly missing decides
+        return (Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED), matches, reasons
+
+    def _check(self, signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime) -> SignerMatch:
+        if signer.kind is SignerKind.COSIGN_KEY:
+            return check_cosign(signer, rule, evidence, self._cosign_keys, now)
+        return check_notation(signer, rule, evidence, now, self._revocation)
+
+    @staticmethod
+    def _verdict(request: ImageRequest, digest: str | None, outcome: Outcome, reasons: list[str], *,
+                 rule: str | None = None, exemption: str | None = None) -> Verdict:
+        return Verdict(image=request.image, digest=digest, outcome=outcome, reasons=tuple(reasons), rule=rule,
+                       exemption=exemption)
