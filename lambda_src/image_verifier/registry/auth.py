@@ -34,10 +34,14 @@ _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+)
 
 @dataclass(frozen=True, kw_only=True)
 class BasicCredentials:
-    """A username and password for HTTP Basic auth (or for a token realm)."""
+    """A username and password for HTTP Basic auth (or for a token realm).
+
+    `send_up_front`: send Basic auth without waiting for a 401 (ECR always wants it).
+    """
 
     username: str
     password: str = field(repr=False)
+    send_up_front: bool = False
 
     @property
     def header(self) -> str:
@@ -165,7 +169,7 @@ class EcrCredentials:
             raise AwsUnavailableError(f"ECR in {ecr.region} returned an unreadable authorization token") from exc
         if not username or not password:
             raise AwsUnavailableError(f"ECR in {ecr.region} returned an authorization token without a password")
-        return BasicCredentials(username=username, password=password), expires_at
+        return BasicCredentials(username=username, password=password, send_up_front=True), expires_at
 
 
 def _ecr_client_error(exc: Any, ecr: EcrHost) -> AwsUnavailableError:

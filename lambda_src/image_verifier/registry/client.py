@@ -23,7 +23,6 @@ from .auth import (
     TokenCache,
     TokenKey,
     parse_challenge,
-    parse_ecr_host,
 )
 from .session import RegistrySession
 
@@ -186,7 +185,7 @@ class RegistryClient(_Counter):
                                   scope=f"repository:{repository}:{actions}")
         if challenge is None or challenge.scheme == "basic":
             # ECR always wants Basic: send it up front. Elsewhere only when the registry asks.
-            if credentials is not None and (challenge is not None or parse_ecr_host(host) is not None):
+            if credentials is not None and (challenge is not None or credentials.send_up_front):
                 return credentials.header, None, False
             return None, None, False
         scope = challenge.scope or f"repository:{repository}:{actions}"
