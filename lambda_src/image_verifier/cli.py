@@ -125,7 +125,7 @@ def _sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .composition import AwsClients
     from .cosign.sign import KmsSigner, PemSigner, sign_image
     from .reference import ImageReference
-    from .registry import RegistryClient
+    from .registry import EcrCredentials, RegistryClient
 
     annotations = {}
     for item in args.annotation:
@@ -142,7 +142,7 @@ def _sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         password = os.environ.get(KEY_PASSWORD_ENV)
         signer = PemSigner(args.key.read_bytes(), password.encode() if password else None)
     client = RegistryClient(insecure_registries=frozenset(args.insecure_registry),
-                            ecr_client_for_region=aws.for_service("ecr"))
+                            ecr_auth=EcrCredentials(aws.for_service("ecr")))
     digest = sign_image(client.bound(Deadline.after(args.timeout)), ref, signer, annotations)
     print(f"signed {ref}: signature manifest {digest}", file=out)
     return EXIT_ADMITTED

@@ -48,12 +48,12 @@ class AwsClients:
 def build_verifier(policy: Policy, *, insecure_registries: Iterable[str] = (), aws: AwsClients | None = None,
                    registry: Any = None) -> ImageVerifier:
     """An `ImageVerifier` with every client it needs; `registry` may be passed in to share one."""
-    from .registry import RegistryClient
+    from .registry import EcrCredentials, RegistryClient
 
     aws = aws or AwsClients()
     if registry is None:
         registry = RegistryClient(insecure_registries=frozenset(insecure_registries),
-                                  ecr_client_for_region=aws.for_service("ecr"))
+                                  ecr_auth=EcrCredentials(aws.for_service("ecr")))
     revocation = None
     if any(s.kind is SignerKind.AWS_SIGNER for s in policy.trusted_signers):
         from .notation.awssigner import SignerRevocationChecker

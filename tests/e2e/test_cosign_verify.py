@@ -1,0 +1,288 @@
+"""cosign signatures end to end: real images in a real registry, signed by our own `sign`, verified by `verify`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, signature_tag
+from image_verifier.deadline import Deadline
+from image_verifier.oci import OCI_MANIFEST
+from image_verifier.platform import Platform
+from image_verifier.policy import Policy
+from image_verifier.verifier import ImageRequest
+from image_verifier.composition import build_verifier
+from tests.support.cosign_material import KeyPair, fetch_raw, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
+from tests.support.images import canonical_json, push_blob, push_image, push_index, push_manifest, unique_repository
+
+from .cli_helpers import sign, verify, write_policy
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="module")
+def key() -> KeyPair:
+    return KeyPair.generate()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, key: KeyPair) -> Path:
+    path = tmp_path / "cosign.key"
+    path.write_bytes(key.private_pem)
+    return path
+
+
+def _policy(tmp_path: Path, registry_host: str, key: KeyPair, **extra) -> Path:
+    return write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
+                                                images=f"{registry_host}/**", **extra))
+
+
+def test_admits_image_when_signed_by_trusted_key(registry, tmp_path, key, key_file):
+    # Given an image signed with our own `sign`
+    image = push_image(registry, unique_repository(), "v1")
+    assert sign(registry.host, key_file, str(image.ref)).code == 0
+    # When it is verified by tag
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(image.tag_ref))
+    # Then it is admitted, and the verdict names the digest and the signer
+    assert result.code == 0, result
+    [verdict] = result.verdicts
+    assert verdict["outcome"] == "verified"
+    assert verdict["digest"] == image.digest
+    assert verdict["signer"] == "ci"
+    assert verdict["signers"][0]["format"] == "cosign-legacy"
+
+
+def test_rejects_image_when_unsigned(registry, tmp_path, key):
+    image = push_image(registry, unique_repository(), "v1")
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref))
+    assert result.code == 1
+    [verdict] = result.verdicts
+    assert verdict["outcome"] == "rejected"
+    assert "no cosign signature" in verdict["reasons"][0]
+
+
+def test_rejects_image_when_signed_by_another_key(registry, tmp_path, key, key_file):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    result = verify(registry.host, _policy(tmp_path, registry.host, KeyPair.generate()), str(image.ref))
+    assert result.code == 1
+    assert "does not verify with this key" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_signature_is_copied_from_another_image(registry, tmp_path, key, key_file):
+    # Given image A signed, and A's signature manifest copied to B's signature tag
+    repo = unique_repository()
+    signed = push_image(registry, repo, "a", layer_bytes=b"a")
+    other = push_image(registry, repo, "b", layer_bytes=b"b")
+    sign(registry.host, key_file, str(signed.ref))
+    sig_manifest = _get_sig_manifest(registry, signed)
+    push_manifest(registry, repo, signature_tag(other.digest), sig_manifest, OCI_MANIFEST)
+    # When B is verified
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(other.ref))
+    # Then the replay is refused: the payload names A's digest
+    assert result.code == 1
+    assert "copied from another image" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_payload_is_tampered(registry, tmp_path, key, key_file):
+    # Given a signature whose payload blob was replaced (annotation added) under the same signature
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    manifest = json.loads(_get_sig_manifest(registry, image))
+    payload = _get_blob(registry, image, manifest["layers"][0]["digest"])
+    tampered = payload.replace(b'"optional":null', b'"optional":{"approved":"yes"}')
+    assert tampered != payload
+    digest = push_blob(registry, image.repository, tampered)
+    manifest["layers"][0].update(digest=digest, size=len(tampered))
+    push_manifest(registry, image.repository, signature_tag(image.digest), canonical_json(manifest), OCI_MANIFEST)
+    # When / Then
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref))
+    assert result.code == 1
+    assert "does not verify" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_one_signature_bit_is_flipped(registry, tmp_path, key, key_file):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    manifest = json.loads(_get_sig_manifest(registry, image))
+    signature = bytearray(base64.b64decode(manifest["layers"][0]["annotations"][SIGNATURE_ANNOTATION]))
+    signature[-1] ^= 0x01
+    manifest["layers"][0]["annotations"][SIGNATURE_ANNOTATION] = base64.b64encode(bytes(signature)).decode()
+    push_manifest(registry, image.repository, signature_tag(image.digest), canonical_json(manifest), OCI_MANIFEST)
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref))
+    assert result.code == 1
+    assert "does not verify" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_required_annotation_is_missing(registry, tmp_path, key, key_file):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    policy = _policy(tmp_path, registry.host, key, requiredAnnotations={"git-sha": "[0-9a-f]{40}"})
+    result = verify(registry.host, policy, str(image.ref))
+    assert result.code == 1
+    assert "lacks the required annotation 'git-sha'" in result.verdicts[0]["reasons"][0]
+
+
+def test_admits_image_when_required_annotation_matches(registry, tmp_path, key, key_file):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref), "git-sha=" + "a" * 40)
+    policy = _policy(tmp_path, registry.host, key, requiredAnnotations={"git-sha": "[0-9a-f]{40}"})
+    assert verify(registry.host, policy, str(image.ref)).code == 0
+
+
+def test_admits_image_when_one_of_two_signatures_is_good(registry, tmp_path, key, key_file):
+    # Given a signature by an untrusted key first, then one by the trusted key (cosign appends layers)
+    image = push_image(registry, unique_repository(), "v1")
+    stranger = tmp_path / "stranger.key"
+    stranger.write_bytes(KeyPair.generate().private_pem)
+    sign(registry.host, stranger, str(image.ref))
+    sign(registry.host, key_file, str(image.ref))
+    assert len(json.loads(_get_sig_manifest(registry, image))["layers"]) == 2
+    # When / Then
+    assert verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref)).code == 0
+
+
+def test_verifies_index_and_records_platform_manifest_when_platform_is_given(registry, tmp_path, key, key_file):
+    # Given a multi-arch index signed at the index (what `cosign sign <tag>` does)
+    repo = unique_repository()
+    amd = push_image(registry, repo, None, layer_bytes=b"amd", platform="linux/amd64")
+    arm = push_image(registry, repo, None, layer_bytes=b"arm", platform="linux/arm64")
+    index = push_index(registry, repo, "multi", [amd, arm])
+    sign(registry.host, key_file, str(index.ref))
+    # When it is verified for linux/arm64
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(index.tag_ref),
+                    extra=("--platform", "linux/arm64"))
+    # Then the index signature covers the arm64 manifest it lists
+    assert result.code == 0, result
+    [verdict] = result.verdicts
+    assert verdict["digest"] == index.digest
+    assert verdict["platformDigest"] == arm.digest
+    assert verdict["signers"][0]["verifiedDigest"] == index.digest
+
+
+def test_verifies_platform_manifest_when_only_it_is_signed(registry, tmp_path, key, key_file):
+    repo = unique_repository()
+    amd = push_image(registry, repo, None, layer_bytes=b"amd2", platform="linux/amd64")
+    arm = push_image(registry, repo, None, layer_bytes=b"arm2", platform="linux/arm64")
+    index = push_index(registry, repo, "multi", [amd, arm])
+    sign(registry.host, key_file, str(arm.ref))
+    policy = _policy(tmp_path, registry.host, key)
+    # With the platform the signed platform manifest satisfies the rule ...
+    on_arm = verify(registry.host, policy, str(index.tag_ref), extra=("--platform", "linux/arm64"))
+    assert on_arm.code == 0 and on_arm.verdicts[0]["signers"][0]["verifiedDigest"] == arm.digest
+    # ... without it, or for another platform, nothing signed covers what would run
+    assert verify(registry.host, policy, str(index.tag_ref)).code == 1
+    assert verify(registry.host, policy, str(index.tag_ref), extra=("--platform", "linux/amd64")).code == 1
+
+
+@pytest.mark.parametrize(("state", "code"), [("retired", 0), ("revoked", 1)])
+def test_key_state_decides_when_key_is_retired_or_revoked(registry, tmp_path, key, key_file, state, code):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem, "state": state}},
+                                                  images=f"{registry.host}/**"))
+    result = verify(registry.host, policy, str(image.ref))
+    assert result.code == code
+    if state == "revoked":
+        assert "revoked key" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_key_validity_window_has_ended(registry, tmp_path, key, key_file):
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem,
+                                                          "validUntil": "2020-01-01T00:00:00Z"}},
+                                                  images=f"{registry.host}/**"))
+    result = verify(registry.host, policy, str(image.ref))
+    assert result.code == 1
+    assert "expired" in result.verdicts[0]["reasons"][0]
+
+
+def test_exemption_applies_only_until_it_expires(registry, tmp_path, key):
+    # Given an unsigned image and two exemptions for it: one expired, one current
+    image = push_image(registry, unique_repository(), "v1")
+    document = cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**")
+    past = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    exemption = {"images": [image.ref.name], "reason": "TICKET-42: vendor image, owner platform team"}
+    # When only the expired one exists, Then the image is rejected
+    document["exemptions"] = [{**exemption, "expires": past}]
+    assert verify(registry.host, write_policy(tmp_path, document), str(image.ref)).code == 1
+    # When the current one exists, Then it is exempt, with the reason in the verdict
+    document["exemptions"] = [{**exemption, "expires": future}]
+    result = verify(registry.host, write_policy(tmp_path, document), str(image.ref))
+    assert result.code == 0
+    assert result.verdicts[0]["outcome"] == "exempt"
+    assert "TICKET-42" in result.verdicts[0]["exemption"]
+
+
+def test_admits_image_when_signed_with_cosign_v3_bundle_referrer(registry, tmp_path, key):
+    image = push_image(registry, unique_repository(), "v1")
+    push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest, {"git-sha": "b" * 40})))
+    policy = _policy(tmp_path, registry.host, key, requiredAnnotations={"git-sha": "[0-9a-f]{40}"})
+    result = verify(registry.host, policy, str(image.ref))
+    assert result.code == 0, result
+    assert result.verdicts[0]["signers"][0]["format"] == "cosign-bundle"
+
+
+def test_rejects_image_when_bundle_names_another_digest(registry, tmp_path, key):
+    repo = unique_repository()
+    image = push_image(registry, repo, "v1", layer_bytes=b"one")
+    other = push_image(registry, repo, "v2", layer_bytes=b"two")
+    push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(other.digest)))
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref))
+    assert result.code == 1
+    assert "does not name" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_image_when_no_rule_matches(registry, tmp_path, key):
+    image = push_image(registry, unique_repository(), "v1")
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
+                                                  images="elsewhere.example.com/**"))
+    result = verify(registry.host, policy, str(image.ref))
+    assert result.code == 1
+    assert "no rule matches" in result.verdicts[0]["reasons"][0]
+
+
+def test_legacy_verification_makes_two_registry_requests_once_digest_is_known(registry, registry_client, key, key_file):
+    # Given a signed image, referenced by digest
+    image = push_image(registry, unique_repository(), "v1")
+    sign(registry.host, key_file, str(image.ref))
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
+    verifier = build_verifier(policy, registry=registry_client)
+    session = registry_client.bound(Deadline.after(30))
+    subject = session.resolve(image.ref)
+    before = session.request_count
+    # When the signature is verified
+    from image_verifier.evidence import Evidence
+    from image_verifier.signer_checks import check_cosign
+
+    match = check_cosign(policy.signer("ci"), policy.rules[0], Evidence(session, image.ref, subject),
+                         verifier._cosign_keys, datetime.now(timezone.utc))
+    # Then exactly two requests were made: the signature manifest and the payload blob
+    assert match.signer == "ci"
+    assert session.request_count - before == 2, session.request_log
+
+
+def test_verifies_images_in_parallel_with_one_verdict_each(registry, registry_client, key, key_file):
+    repo = unique_repository()
+    images = [push_image(registry, repo, f"v{i}", layer_bytes=f"img{i}".encode()) for i in range(4)]
+    for image in images[:3]:
+        sign(registry.host, key_file, str(image.ref))
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
+    decision = build_verifier(policy, registry=registry_client).decide(
+        [ImageRequest(image=str(i.tag_ref)) for i in images], deadline=Deadline.after(30))
+    assert [v.outcome.value for v in decision.verdicts] == ["verified"] * 3 + ["rejected"]
+    assert not decision.admitted
+
+
+def _get_sig_manifest(registry, image) -> bytes:
+    return fetch_raw(registry, image.repository, f"manifests/{signature_tag(image.digest)}", OCI_MANIFEST)
+
+
+def _get_blob(registry, image, digest: str) -> bytes:
+    return fetch_raw(registry, image.repository, f"blobs/{digest}", "*/*")
