@@ -1,0 +1,70 @@
+"""Helpers shared by grants: principal ARNs and cdk-nag acknowledgements on grantees."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+from . import _defaults
+
+WILDCARD_RESOURCE_FINDING = "AwsSolutions-IAM5[Resource::*]"
+
+
+def identity_arn(grantee: iam.IGrantable, what: str) -> str:
+    """The ARN of a role or user that a key policy can name as a signer.
+
+    Account and service principals are refused: naming an account would let every identity in it
+    that IAM allows sign, which is exactly what a signing key policy must not do.
+    """
+    principal = grantee.grant_principal
+    for attr in ("role_arn", "user_arn"):
+        arn = getattr(principal, attr, None)
+        if arn is not None:
+            return arn
+    if isinstance(principal, iam.ArnPrincipal) and not isinstance(principal, iam.AccountPrincipal):
+        arn = principal.arn
+        if Token.is_unresolved(arn) or not arn.endswith(":root"):
+            return arn
+    raise ValueError(
+        f"{what} must be an IAM role or user, got {principal}; an account or service principal would let "
+        "anyone that principal delegates to sign: pass the role itself (for example iam.Role.from_role_arn())"
+    )
+
+
+def construct_of(grantee: iam.IGrantable) -> IConstruct | None:
+    """The construct behind a grantee's principal, when there is one in this app."""
+    principal = grantee.grant_principal
+    return principal if hasattr(principal, "node") else None
+
+
+def acknowledge_wildcard_resource(grantee: iam.IGrantable, reason: str) -> None:
+    """Acknowledge cdk-nag's IAM5 ``Resource::*`` on the grantee, for an action with no narrower resource."""
+    target = construct_of(grantee)
+    if target is not None:
+        Validations.of(target).acknowledge(Acknowledgment(id=WILDCARD_RESOURCE_FINDING, reason=reason))
+
+
+def ci_principal_reason(grantee: iam.IGrantable) -> str | None:
+    """Why ``grantee`` is a CI principal, or None.
+
+    A principal is a CI principal when it is (or belongs to) a CI signing role of this package, or
+    when it is a role of this app whose trust policy lets a CI system assume it (GitHub or GitLab
+    OIDC, CodeBuild, CodePipeline). Roles imported by ARN cannot be inspected; keep those out of
+    break-glass keys by placing the key in its own account.
+    """
+    target = construct_of(grantee)
+    node = target
+    while node is not None:
+        if getattr(node, "_is_ci_signing_role", False):
+            return f"{node.node.path} is a CI signing role"
+        node = node.node.scope
+    trust = getattr(target, "assume_role_policy", None) if target is not None else None
+    if trust is not None:
+        text = json.dumps(Stack.of(target).resolve(trust.to_json()))
+        for marker in _defaults.CI_TRUST_MARKERS:
+            if marker in text:
+                return f"{target.node.path} can be assumed by {marker}"
+    return None
