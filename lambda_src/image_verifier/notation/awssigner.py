@@ -1,0 +1,126 @@
+"""AWS Signer signatures: what the `com.amazonaws.signer.notation.plugin` verification plugin does,
+done here so no plugin binary is needed.
+
+- Trusted identity: the signed `com.amazonaws.signer.signingProfileVersion` attribute must match a
+  policy ARN: a signing-profile ARN matches any of its versions (the version ARN minus its last
+  path segment), a profile-version ARN matches itself; both case-insensitively, as the plugin does.
+- Revocation: `signer:GetRevocationStatus` with the profile version, the job, the signing time
+  and one hash per certificate (hex SHA-384 of its TBS bytes, then its issuer's; the root is its
+  own issuer), leaf to root. Any revoked entity rejects; an API failure is "unavailable".
+- The AWS Signer root is not shipped: the policy's `rootCertificates` must each have the pinned
+  DER SHA-256 below (download it from AWS); test/private roots go in `customRootCertificates`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any, Mapping, Protocol, Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ..errors import AwsUnavailableError, SignatureRevokedError
+from .certificates import describe
+
+AWS_SIGNER_PLUGIN = "com.amazonaws.signer.notation.plugin"
+SIGNING_PROFILE_VERSION = "com.amazonaws.signer.signingProfileVersion"
+SIGNING_JOB = "com.amazonaws.signer.signingJob"
+AWS_SIGNER_ATTRIBUTES = frozenset({SIGNING_PROFILE_VERSION, SIGNING_JOB})
+PLATFORM_ID = "Notation-OCI-SHA384-ECDSA"
+# DER SHA-256 of "CN=AWS Signer Code Signing Root CA G1,OU=Cryptography,O=AWS,ST=WA,C=US" (expires 2122),
+# published at https://d2hvyiie56hcat.cloudfront.net/aws-signer-notation-root.cert
+AWS_SIGNER_ROOT_SHA256 = "90a87d0543c3f094dbff9589b6649affe2f3d6e0f308799be2258461c686473f"
+
+_ARN_PREFIX = r"^arn:aws(?:-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/"
+PROFILE_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}$")
+PROFILE_VERSION_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}/[A-Za-z0-9]{1,64}$")
+JOB_ARN_RE = re.compile(_ARN_PREFIX + r"signing-jobs/[A-Za-z0-9-]{1,128}$")
+
+
+def check_pinned_root(cert: x509.Certificate) -> None:
+    """ValueError unless `cert` is the AWS Signer root (by DER SHA-256)."""
+    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    if fingerprint != AWS_SIGNER_ROOT_SHA256:
+        raise ValueError(
+            f"{describe(cert)} (SHA-256 {fingerprint}) is not the AWS Signer root certificate "
+            f"(SHA-256 {AWS_SIGNER_ROOT_SHA256}); put other roots in customRootCertificates"
+        )
+
+
+def parse_signing_profile_arn(arn: str) -> str:
+    """ValueError unless `arn` is a signing-profile ARN or a signing-profile-version ARN."""
+    if not isinstance(arn, str) or not (PROFILE_ARN_RE.match(arn) or PROFILE_VERSION_ARN_RE.match(arn)):
+        raise ValueError(
+            f"{arn!r} is not a signing profile ARN (arn:aws:signer:<region>:<account>:/signing-profiles/<name>"
+            f"[/<version>])"
+        )
+    return arn
+
+
+def profile_matches(trusted: str, profile_version_arn: str) -> bool:
+    """Profile ARN: any version of it; profile-version ARN: exactly that version (case-insensitive)."""
+    trusted_lower, signed_lower = trusted.lower(), profile_version_arn.lower()
+    if PROFILE_VERSION_ARN_RE.match(trusted):
+        return trusted_lower == signed_lower
+    return signed_lower.rsplit("/", 1)[0] == trusted_lower
+
+
+def certificate_hashes(chain: Sequence[x509.Certificate]) -> list[str]:
+    """Leaf → root: hex(SHA-384(TBS)) of each certificate followed by that of its issuer."""
+    tbs = [hashlib.sha384(cert.tbs_certificate_bytes).hexdigest() for cert in chain]
+    return [own + parent for own, parent in zip(tbs, [*tbs[1:], tbs[-1]])]
+
+
+class SignerClient(Protocol):
+    """The part of a boto3 `signer` client the revocation check uses."""
+
+    def get_revocation_status(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+class RevocationChecker:
+    """Asks AWS Signer whether a signature's profile version, job or certificates are revoked.
+
+    Answers of "not revoked" are remembered for the checker's lifetime (one decision, built by the
+    composition root), because the same signature is often verified for several containers.
+    """
+
+    def __init__(self, client: SignerClient) -> None:
+        self._client = client
+        self._not_revoked: set[tuple[Any, ...]] = set()
+
+    def check(self, *, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], signing_time: datetime) -> None:
+        """Return quietly when nothing is revoked; raise SignatureRevokedError or AwsUnavailableError."""
+        hashes = certificate_hashes(chain)
+        key = (profile_version_arn, job_arn, signing_time, tuple(hashes))
+        if key in self._not_revoked:
+            return
+        try:
+            response = self._client.get_revocation_status(
+                signatureTimestamp=signing_time,
+                platformId=PLATFORM_ID,
+                profileVersionArn=profile_version_arn,
+                jobArn=job_arn,
+                certificateHashes=hashes,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise AwsUnavailableError(f"signer:GetRevocationStatus failed: {exc}") from exc
+        revoked = response.get("revokedEntities") or []
+        if not isinstance(revoked, list) or not all(isinstance(entity, str) for entity in revoked):
+            raise AwsUnavailableError("signer:GetRevocationStatus returned an unexpected response")
+        if revoked:
+            raise SignatureRevokedError("; ".join(_describe_revoked(entity, profile_version_arn, job_arn, chain, hashes) for entity in revoked))
+        self._not_revoked.add(key)
+
+
+def _describe_revoked(entity: str, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], hashes: list[str]) -> str:
+    if entity.lower() == profile_version_arn.lower():
+        return f"signing profile version {profile_version_arn} is revoked"
+    if entity.lower() == job_arn.lower():
+        return f"signing job {job_arn} is revoked"
+    for cert, value in zip(chain, hashes):
+        if entity.lower() == value:
+            return f"certificate {describe(cert)} is revoked"
+    return f"AWS Signer reports {entity} as revoked"

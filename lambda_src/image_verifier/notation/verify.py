@@ -1,0 +1,277 @@
+"""Verify one Notary signature envelope against one trusted signer, as numbered steps.
+
+1. integrity: parse the envelope (by layer media type), derive the algorithm from the leaf key and
+   require the header to agree, verify the signature, check the chain and certificate rules,
+   process critical attributes (only AWS Signer's are known, and only for an awsSigner signer),
+   then compare the payload with the subject. Always enforced.
+2. authenticity: the signing scheme is the signer's, the chain ends in one of its roots, and
+   the leaf (x509) or the signing profile version (AWS Signer) is a trusted identity.
+3. expiry: `io.cncf.notary.expiry` is in the future.
+4. authentic timestamp: signingAuthority - the authentic signing time is inside every
+   certificate's validity; notary.x509 - an RFC 3161 timestamp from a policy TSA when the signer
+   names TSA roots (and `verifyTimestamp` asks for it), else now must be inside the validity.
+5. revocation: AWS Signer `GetRevocationStatus` when enabled; X.509 revocation (OCSP/CRL) is not
+   checked, because nothing is fetched from the internet at verification time.
+
+Each step yields failures; `levels.judge` decides in one place whether they raise or warn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+from cryptography import x509
+
+from ..errors import (
+    HostileArtifactError,
+    PolicyError,
+    SignatureAuthenticityError,
+    SignatureExpiredError,
+    SignatureIdentityError,
+    SignatureIntegrityError,
+    SignatureRevokedError,
+    AwsUnavailableError,
+    VerificationError,
+)
+from ..oci import Descriptor
+from . import awssigner
+from .algorithms import algorithm_for_key, verify_signature
+from .certificates import check_signing_chain, describe, load_chain, outside_validity, validity_text
+from .envelope import SCHEME_SIGNING_AUTHORITY, SCHEME_X509, Envelope, SignedAttributes
+from .envelope_cose import COSE_MEDIA_TYPE, parse_cose
+from .envelope_jws import JWS_MEDIA_TYPE, parse_jws
+from .identity import DistinguishedName, any_matches, parse_trusted_identities, render_name
+from .levels import AUTHENTIC_TIMESTAMP, AUTHENTICITY, EXPIRY, INTEGRITY, REVOCATION, STRICT, Failure, Level, judge, level_named
+from .manifest import MAX_ENVELOPE_BYTES
+from .payload import check_payload
+from .timestamp import TimestampError, verify_timestamp
+from .trust import chain_ends_in, parse_root_certificates
+
+
+@runtime_checkable
+class AwsSignerTrustLike(Protocol):
+    """The fields of `policy.AwsSignerTrust` this module reads (structural, to avoid an import cycle)."""
+
+    signing_profile_arns: tuple[str, ...]
+    root_certificates: tuple[str, ...]
+    custom_root_certificates: tuple[str, ...]
+    revocation_check: bool
+
+
+class NotationX509TrustLike(Protocol):
+    """The fields of `policy.NotationX509Trust` this module reads."""
+
+    root_certificates: tuple[str, ...]
+    signing_scheme: str
+    trusted_identities: tuple[str, ...]
+    tsa_root_certificates: tuple[str, ...]
+    verification_level: str
+    verify_timestamp: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotationVerification:
+    """A signature that passed every enforced step."""
+
+    identity: str  # leaf subject DN (notary x509) or signing profile version ARN (AWS Signer)
+    signing_scheme: str
+    signing_time: datetime | None  # authentic: signingAuthority time or TSA genTime; None if unproven
+    user_annotations: Mapping[str, str] = field(default_factory=dict)  # targetArtifact.annotations
+    warnings: tuple[str, ...] = ()  # failures logged (not enforced) under permissive/audit
+
+
+def verify_notation(
+    *,
+    envelope: bytes,
+    media_type: str,
+    subject: Descriptor,
+    trust: AwsSignerTrustLike | NotationX509TrustLike,
+    now: datetime,
+    revocation: awssigner.RevocationChecker | None = None,
+    signer_name: str | None = None,
+) -> NotationVerification:
+    """Verify one envelope against one trusted signer; raise the first enforced failure."""
+    is_aws = isinstance(trust, AwsSignerTrustLike)
+    signer = f'signer "{signer_name}"' if signer_name else "the signer"
+    level: Level = STRICT if is_aws else _level(trust, signer)
+    warnings: list[str] = []
+
+    # 1. integrity
+    try:
+        env, chain, aws_attributes, annotations = _integrity(envelope, media_type, subject, is_aws)
+    except VerificationError as exc:
+        judge(level, Failure(INTEGRITY, exc), warnings)
+        raise  # unreachable: integrity is always enforced
+    attributes = env.attributes
+
+    # 2. authenticity
+    roots = _aws_roots(trust, signer) if is_aws else _roots(trust.root_certificates, signer, "rootCertificates")
+    wanted_scheme = SCHEME_SIGNING_AUTHORITY if is_aws else trust.signing_scheme
+    if attributes.signing_scheme != wanted_scheme:
+        message = f"signing scheme {attributes.signing_scheme} is not {wanted_scheme}, the scheme of {signer}"
+        judge(level, Failure(AUTHENTICITY, SignatureAuthenticityError(message)), warnings)
+    elif not chain_ends_in(chain, roots):
+        message = f"certificate chain does not end in a trusted root of {signer} (its root is {describe(chain[-1])})"
+        judge(level, Failure(AUTHENTICITY, SignatureAuthenticityError(message)), warnings)
+    if is_aws:
+        profile_version, job = aws_attributes
+        identity = profile_version
+        if not any(awssigner.profile_matches(arn, profile_version) for arn in trust.signing_profile_arns):
+            message = f"signing profile version {profile_version} is not a trusted signing profile of {signer}"
+            judge(level, Failure(AUTHENTICITY, SignatureIdentityError(message)), warnings)
+    else:
+        identity = render_name(chain[0].subject)
+        if not any_matches(_identities(trust.trusted_identities, signer), chain[0].subject):
+            message = f"signing certificate subject {identity!r} matches no trusted identity of {signer}"
+            judge(level, Failure(AUTHENTICITY, SignatureIdentityError(message)), warnings)
+
+    # 3. expiry
+    if attributes.expiry is not None and now >= attributes.expiry:
+        judge(level, Failure(EXPIRY, SignatureExpiredError(f"the signature expired at {attributes.expiry.isoformat()}")), warnings)
+
+    # 4. authentic timestamp
+    signing_time, failure = _authentic_time(env, chain, trust, is_aws, now, signer)
+    if failure is not None:
+        judge(level, failure, warnings)
+
+    # 5. revocation
+    if is_aws and trust.revocation_check:
+        if revocation is None:
+            raise ValueError(f"{signer} asks for revocation checks, but no revocation checker was given")
+        try:
+            revocation.check(profile_version_arn=profile_version, job_arn=job, chain=chain, signing_time=attributes.authentic_signing_time)
+        except (SignatureRevokedError, AwsUnavailableError) as exc:
+            judge(level, Failure(REVOCATION, exc), warnings)
+
+    return NotationVerification(
+        identity=identity,
+        signing_scheme=attributes.signing_scheme,
+        signing_time=signing_time,
+        user_annotations=annotations,
+        warnings=tuple(warnings),
+    )
+
+
+def parse_envelope(envelope: bytes, media_type: str) -> Envelope:
+    if len(envelope) > MAX_ENVELOPE_BYTES:
+        raise HostileArtifactError(f"the envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+    if media_type == JWS_MEDIA_TYPE:
+        return parse_jws(envelope)
+    if media_type == COSE_MEDIA_TYPE:
+        return parse_cose(envelope)
+    raise SignatureIntegrityError(f"unsupported envelope media type {media_type!r}")
+
+
+def _integrity(
+    data: bytes, media_type: str, subject: Descriptor, is_aws: bool
+) -> tuple[Envelope, list[x509.Certificate], tuple[str, str] | None, Mapping[str, str]]:
+    env = parse_envelope(data, media_type)
+    chain = load_chain(env.certificates)
+    key = chain[0].public_key()
+    key_algorithm = algorithm_for_key(key)
+    if key_algorithm is not env.algorithm:
+        raise SignatureIntegrityError(
+            f"the envelope says {env.algorithm.jws_name}, but the signing key requires {key_algorithm.jws_name}"
+        )
+    verify_signature(env.algorithm, key, env.signature, env.signed_bytes)
+    check_signing_chain(chain)
+    aws_attributes = _critical_attributes(env.attributes, is_aws)
+    return env, chain, aws_attributes, check_payload(env.payload, subject)
+
+
+def _critical_attributes(attributes: SignedAttributes, is_aws: bool) -> tuple[str, str] | None:
+    """Process the critical attributes we know; anything else critical fails (the spec's MUST)."""
+    plugin = attributes.verification_plugin
+    if plugin is not None and not (is_aws and plugin == awssigner.AWS_SIGNER_PLUGIN):
+        scope = "" if plugin == awssigner.AWS_SIGNER_PLUGIN else " (only AWS Signer's plugin is implemented)"
+        raise SignatureIntegrityError(f"verification plugin {plugin!r} is not supported for this signer{scope}")
+    known = awssigner.AWS_SIGNER_ATTRIBUTES if is_aws else frozenset()
+    unknown = sorted(attributes.critical_extended - known)
+    if unknown:
+        raise SignatureIntegrityError(f"unknown critical attributes {unknown}")
+    if not is_aws:
+        return None
+    values = []
+    for name, pattern in ((awssigner.SIGNING_PROFILE_VERSION, awssigner.PROFILE_VERSION_ARN_RE), (awssigner.SIGNING_JOB, awssigner.JOB_ARN_RE)):
+        value = attributes.extended.get(name)
+        if name not in attributes.critical_extended or not isinstance(value, str) or not pattern.match(value):
+            raise SignatureIntegrityError(f"an AWS Signer signature needs a critical {name} ARN, got {value!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
+def _authentic_time(
+    env: Envelope, chain: list[x509.Certificate], trust: object, is_aws: bool, now: datetime, signer: str
+) -> tuple[datetime | None, Failure | None]:
+    attributes = env.attributes
+    if attributes.signing_scheme == SCHEME_SIGNING_AUTHORITY:
+        signed_at = attributes.authentic_signing_time
+        assert signed_at is not None  # build_signed_attributes requires it for this scheme
+        bad = outside_validity(chain, signed_at)
+        if bad is not None:
+            message = f"certificate {validity_text(bad)} was not valid at the authentic signing time {signed_at.isoformat()}"
+            return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(message))
+        return signed_at, None
+    assert attributes.signing_scheme == SCHEME_X509
+    tsa_roots = () if is_aws else _roots(trust.tsa_root_certificates, signer, "tsaRootCertificates")
+    expired_now = outside_validity(chain, now)
+    if tsa_roots and (trust.verify_timestamp == "always" or expired_now is not None):
+        if env.timestamp_token is None:
+            return None, Failure(AUTHENTIC_TIMESTAMP, TimestampError(f"the signature has no timestamp countersignature, which {signer} requires"))
+        try:
+            stamp = verify_timestamp(env.timestamp_token, signature=env.signature, hash_algorithm=env.algorithm.hash(), tsa_roots=tsa_roots)
+        except VerificationError as exc:
+            return None, Failure(AUTHENTIC_TIMESTAMP, exc)
+        bad = outside_validity(chain, stamp.earliest, stamp.latest)
+        if bad is not None:
+            message = f"certificate {validity_text(bad)} was not valid at the timestamp {stamp.gen_time.isoformat()}"
+            return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(message))
+        return stamp.gen_time, None
+    if expired_now is not None:
+        return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(f"certificate {validity_text(expired_now)} is not valid now"))
+    return None, None
+
+
+def _level(trust: NotationX509TrustLike, signer: str) -> Level:
+    try:
+        return level_named(trust.verification_level)
+    except ValueError as exc:
+        raise PolicyError(signer, str(exc)) from exc
+
+
+def _roots(pems: Sequence[str], signer: str, field_name: str) -> tuple[x509.Certificate, ...]:
+    try:
+        return _parsed_roots(tuple(pems))
+    except ValueError as exc:
+        raise PolicyError(f"{signer}.{field_name}", str(exc)) from exc
+
+
+def _aws_roots(trust: AwsSignerTrustLike, signer: str) -> tuple[x509.Certificate, ...]:
+    pinned = _roots(trust.root_certificates, signer, "rootCertificates")
+    for cert in pinned:
+        try:
+            awssigner.check_pinned_root(cert)
+        except ValueError as exc:
+            raise PolicyError(f"{signer}.rootCertificates", str(exc)) from exc
+    return pinned + _roots(trust.custom_root_certificates, signer, "customRootCertificates")
+
+
+def _identities(entries: Sequence[str], signer: str) -> tuple[DistinguishedName, ...] | None:
+    try:
+        return _parsed_identities(tuple(entries))
+    except ValueError as exc:
+        raise PolicyError(f"{signer}.trustedIdentities", str(exc)) from exc
+
+
+@lru_cache(maxsize=64)  # policies are immutable and small; parse each PEM set once per process
+def _parsed_roots(pems: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
+    return tuple(parse_root_certificates(pems))
+
+
+@lru_cache(maxsize=64)
+def _parsed_identities(entries: tuple[str, ...]) -> tuple[DistinguishedName, ...] | None:
+    identities = parse_trusted_identities(entries)
+    return None if identities is None else tuple(identities)
