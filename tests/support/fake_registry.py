@@ -40,6 +40,7 @@ class RecordedRequest:
     path: str  # with the query string
     headers: Mapping[str, str]  # keys in lower case
     body: bytes
+    client_port: int  # the client's TCP port: one value for many requests means a reused connection
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -68,7 +69,7 @@ class FakeRegistry:
         self._server.fake = self  # type: ignore[attr-defined]
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self.url = f"http://{self.host}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fake-registry-{self.host}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-registry-{self.host}", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -170,6 +171,7 @@ def _unauthorized(challenge: str) -> Reply:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so the client's connection pool is exercised
+    disable_nagle_algorithm = True  # headers and body go out in two writes; do not wait 40 ms between them
 
     def _serve(self) -> None:
         fake: FakeRegistry = self.server.fake  # type: ignore[attr-defined]
@@ -177,6 +179,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         request = RecordedRequest(
             method=self.command, path=self.path, headers={k.lower(): v for k, v in self.headers.items()}, body=body,
+            client_port=self.client_address[1],
         )
         reply = fake._reply_for(request)
         if reply.delay:

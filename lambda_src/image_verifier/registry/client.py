@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from ..deadline import Deadline
 from ..errors import RegistryUnavailableError
+from ._counter import RequestCounter
 from ._transport import CONNECT_TIMEOUT_CAP, READ_TIMEOUT_CAP, Response, Transport, origin_of
 from .auth import (
     DEFAULT_TOKEN_LIFETIME,
@@ -31,36 +32,7 @@ MAX_REMEMBERED_CHALLENGES = 1024  # per (registry, repository, pull/push); bound
 _ChallengeKey = tuple[str, str, bool]  # registry base URL, repository, push
 
 
-class _Counter:
-    """Registry-content requests and token requests, thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._tokens = 0
-
-    def count_request(self) -> None:
-        with self._lock:
-            self._requests += 1
-
-    def count_token(self) -> None:
-        with self._lock:
-            self._tokens += 1
-
-    @property
-    def request_count(self) -> int:
-        """HTTP requests sent for registry content: 401 challenges, retries and redirect hops included."""
-        with self._lock:
-            return self._requests
-
-    @property
-    def token_request_count(self) -> int:
-        """HTTP requests sent to bearer-token realms (not included in `request_count`)."""
-        with self._lock:
-            return self._tokens
-
-
-class RegistryClient(_Counter):
+class RegistryClient(RequestCounter):
     """An OCI distribution client for the verifier and the CLI.
 
         client = RegistryClient(insecure_registries={"localhost:5000"})
@@ -94,7 +66,7 @@ class RegistryClient(_Counter):
             insecure_hosts=self.insecure_registries, connect_timeout=connect_timeout, read_timeout=read_timeout,
             ca_certs=ca_certs,
         )
-        self._tokens = TokenCache()
+        self._token_cache = TokenCache()
         self._challenge_lock = threading.Lock()
         self._challenges: dict[_ChallengeKey, Challenge] = {}
         self._host_challenges: dict[str, Challenge] = {}
@@ -131,7 +103,7 @@ class RegistryClient(_Counter):
 
         def counted(method: str, url: str) -> None:
             session.count_request(method, url)
-            self.count_request()
+            self.count_request(method, url)
 
         auth, token_key, _fresh = self._authorization(session, host, key) if authorize else (None, None, False)
         response = self._transport.send(
@@ -144,7 +116,7 @@ class RegistryClient(_Counter):
         if challenge is not None:
             self._remember(key, challenge)
         if token_key is not None:
-            self._tokens.forget(token_key)  # revoked or expired early: fetch a new one once
+            self._token_cache.forget(token_key)  # revoked or expired early: fetch a new one once
         retry_auth, _, fresh = self._authorization(session, host, key)
         if retry_auth is None or (retry_auth == auth and not fresh):
             return response
@@ -190,11 +162,11 @@ class RegistryClient(_Counter):
             return None, None, False
         scope = challenge.scope or f"repository:{repository}:{actions}"
         token_key: TokenKey = (challenge.realm or "", challenge.service or "", scope, credentials.username if credentials else "")
-        token = self._tokens.get(token_key)
+        token = self._token_cache.get(token_key)
         if token is not None:
             return f"Bearer {token}", token_key, False
         token, expires_in = self._fetch_token(session, challenge, scope, credentials, host)
-        self._tokens.put(token_key, token, expires_in)
+        self._token_cache.put(token_key, token, expires_in)
         return f"Bearer {token}", token_key, True
 
     def _fetch_token(

@@ -8,7 +8,6 @@ ever read to learn a digest (`resolve`) or to look up a well-known tag (`find_ta
 from __future__ import annotations
 
 import re
-import threading
 from typing import TYPE_CHECKING, Protocol, Sequence
 from urllib.parse import quote, urljoin
 
@@ -24,6 +23,7 @@ from ..oci import (
     Manifest,
 )
 from ..reference import ImageReference, is_digest
+from ._counter import RequestCounter
 from ._digest import compute_digest
 from ._transport import MAX_ERROR_BODY_BYTES, Response
 from .referrers import discover_referrers
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .client import RegistryClient
 
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
-MAX_REQUEST_LOG = 256  # `request_log` is for diagnostics in tests and logs; older entries are dropped
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -44,46 +43,17 @@ class RegistryWriter(Protocol):
     def put_manifest(self, ref: ImageReference, reference: str, raw: bytes, media_type: str) -> str: ...
 
 
-class RegistrySession:
-    """Registry access for one decision. Safe to share between the threads of that decision."""
+class RegistrySession(RequestCounter):
+    """Registry access for one decision. Safe to share between the threads of that decision.
+
+    Counters (`request_count`, `token_request_count`, `request_log`) cover this session only;
+    the client's cover every session.
+    """
 
     def __init__(self, client: RegistryClient, deadline: Deadline) -> None:
+        super().__init__()
         self._client = client
         self.deadline = deadline
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._tokens = 0
-        self._log: list[str] = []
-
-    # -- counters -----------------------------------------------------------------------------------
-
-    @property
-    def request_count(self) -> int:
-        """HTTP requests this session sent for registry content (challenges, retries, redirects included)."""
-        with self._lock:
-            return self._requests
-
-    @property
-    def token_request_count(self) -> int:
-        """HTTP requests this session sent to bearer-token realms."""
-        with self._lock:
-            return self._tokens
-
-    @property
-    def request_log(self) -> list[str]:
-        """"METHOD url" of the content requests sent (the last MAX_REQUEST_LOG)."""
-        with self._lock:
-            return list(self._log)
-
-    def count_request(self, method: str = "", url: str = "") -> None:
-        with self._lock:
-            self._requests += 1
-            self._log.append(f"{method} {url}".strip())
-            del self._log[:-MAX_REQUEST_LOG]
-
-    def count_token(self) -> None:
-        with self._lock:
-            self._tokens += 1
 
     # -- Registry -----------------------------------------------------------------------------------
 
