@@ -1,0 +1,210 @@
+"""The CLI fails closed and never with a traceback: bad policies, dead registries, hostile artifacts, KMS keys."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from moto import mock_aws
+
+from image_verifier.composition import AwsClients
+from image_verifier.cosign.keys import CosignKeyResolver
+from image_verifier.cosign.payload import SimpleSigningPayload
+from image_verifier.errors import AwsUnavailableError
+from image_verifier.policy import CosignKeyTrust
+
+from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, signature_tag
+from image_verifier.oci import OCI_MANIFEST
+from tests.support.cosign_material import KeyPair, cosign_policy
+from tests.support.images import Blob, canonical_json, empty_config, push_blob, push_image, push_manifest, unique_repository
+from tests.support.local_registry import free_port
+
+from .cli_helpers import run_cli, sign, verify, write_policy
+
+pytestmark = pytest.mark.registry
+
+
+def test_rejects_policy_with_exit_2_and_field_path_when_policy_is_invalid(tmp_path):
+    document = cosign_policy({"ci": {"publicKeyPem": "not a key"}}, images="reg.example.com/**")
+    result = run_cli("verify", "--policy", str(write_policy(tmp_path, document)), "reg.example.com/app:1")
+    assert result.code == 2
+    assert "trustedSigners[0].cosignKey.publicKeyPem" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_rejects_usage_with_exit_2_when_arguments_are_missing(tmp_path):
+    result = run_cli("verify", "reg.example.com/app:1")
+    assert result.code == 2
+    assert "--policy" in result.err
+
+
+def test_reports_unavailable_with_exit_3_when_registry_is_down(tmp_path):
+    # Given a port nobody listens on
+    host = f"127.0.0.1:{free_port()}"
+    key = KeyPair.generate()
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{host}/**"))
+    # When / Then
+    result = verify(host, policy, f"{host}/app:v1")
+    assert result.code == 3
+    assert result.verdicts[0]["outcome"] == "unavailable"
+
+
+def test_reports_unavailable_within_deadline_when_registry_never_answers(tmp_path):
+    # Given a socket that accepts connections but never answers
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        key = KeyPair.generate()
+        policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{host}/**"))
+        # When the decision has two seconds (pytest-timeout bounds the test if the deadline were ignored)
+        result = verify(host, policy, f"{host}/app:v1", extra=("--timeout", "2"))
+    # Then the image is unavailable, not admitted
+    assert result.code == 3
+    assert result.verdicts[0]["outcome"] == "unavailable"
+
+
+def test_unavailable_images_are_admitted_only_when_unavailable_mode_is_audit(tmp_path):
+    host = f"127.0.0.1:{free_port()}"
+    document = cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}}, images=f"{host}/**")
+    document["unavailableMode"] = "audit"
+    result = verify(host, write_policy(tmp_path, document), f"{host}/app:v1")
+    assert result.code == 0
+    assert result.verdicts[0]["outcome"] == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("layer_annotations", "payload", "expected"),
+    [
+        ({SIGNATURE_ANNOTATION: "%%%not-base64%%%"}, b"{}", "not valid base64"),
+        ({}, b"{}", "no dev.cosignproject.cosign/signature annotation"),
+        ({SIGNATURE_ANNOTATION: "A" * 5000}, b"{}", "implausibly long"),
+    ],
+)
+def test_rejects_hostile_signature_layers_with_a_reason(registry, tmp_path, layer_annotations, payload, expected):
+    image = push_image(registry, unique_repository(), "v1")
+    _push_sig(registry, image, Blob(data=payload, media_type=SIMPLE_SIGNING_MEDIA_TYPE, annotations=layer_annotations))
+    key = KeyPair.generate()
+    result = verify(registry.host, write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
+                                                                      images=f"{registry.host}/**")), str(image.ref))
+    assert result.code == 1
+    assert expected in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_signature_layer_when_it_declares_an_oversized_payload(registry, tmp_path):
+    image = push_image(registry, unique_repository(), "v1")
+    config = empty_config()
+    push_blob(registry, image.repository, config.data)
+    # a real blob, but a descriptor that claims a gigabyte: the client must not try to read it
+    layer = {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "digest": push_blob(registry, image.repository, b"{}"),
+             "size": 10**9,
+             "annotations": {SIGNATURE_ANNOTATION: "MEUCIQ=="}}
+    push_manifest(registry, image.repository, signature_tag(image.digest),
+                  canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                                  "layers": [layer]}), OCI_MANIFEST)
+    key = KeyPair.generate()
+    result = verify(registry.host, write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
+                                                                      images=f"{registry.host}/**")), str(image.ref))
+    assert result.code == 1
+    assert "more than" in result.verdicts[0]["reasons"][0]
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def test_signs_with_kms_digest_and_verifies_with_kms_key_arn(registry, tmp_path, aws_env, monkeypatch):
+    # Given a P-256 KMS key. moto hashes the message even for MessageType=DIGEST, so Sign and
+    # GetPublicKey go through botocore's Stubber with the documented shapes; the signature is real.
+    key = KeyPair.generate()
+    arn = "arn:aws:kms:us-east-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666"
+    image = push_image(registry, unique_repository(), "v1")
+    payload = SimpleSigningPayload(docker_reference=image.ref.name, manifest_digest=image.digest,
+                                   annotations={"run": "42"}).to_bytes()
+    digest = hashlib.sha256(payload).digest()
+    kms = boto3.client("kms", region_name="us-east-1")
+    stubber = Stubber(kms)
+    public = {"KeyId": arn, "PublicKey": key.public_der, "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY",
+              "SigningAlgorithms": ["ECDSA_SHA_256"]}
+    stubber.add_response("get_public_key", public, {"KeyId": arn})
+    stubber.add_response(
+        "sign",
+        {"KeyId": arn, "Signature": key.private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))),
+         "SigningAlgorithm": "ECDSA_SHA_256"},
+        {"KeyId": arn, "Message": digest, "MessageType": "DIGEST", "SigningAlgorithm": "ECDSA_SHA_256"},
+    )
+    stubber.add_response("get_public_key", public, {"KeyId": arn})  # the verifier's one call
+    monkeypatch.setattr(AwsClients, "client", lambda self, service, region: kms)
+    with stubber:
+        # When the image is signed through kms:Sign and verified with the key's ARN
+        signed = run_cli("sign", "--kms-key", arn, "--insecure-registry", registry.host, "-a", "run=42", str(image.ref))
+        policy = write_policy(tmp_path, cosign_policy({"ci": {"kmsKeyArn": arn}}, images=f"{registry.host}/**",
+                                                      requiredAnnotations={"run": "[0-9]+"}))
+        result = verify(registry.host, policy, str(image.ref))
+        stubber.assert_no_pending_responses()
+    # Then the verdict names the KMS key
+    assert signed.code == 0, signed.err
+    assert result.code == 0, result
+    assert result.verdicts[0]["signers"][0]["identity"] == arn
+
+
+def test_kms_public_key_is_fetched_once_and_cached(aws_env):
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        resolver = CosignKeyResolver(lambda region: boto3.client("kms", region_name=region))
+        trust = CosignKeyTrust(kms_key_arn=arn)
+        first, second = resolver.public_key(trust), resolver.public_key(trust)
+        expected = kms.get_public_key(KeyId=arn)["PublicKey"]
+    assert first is second
+    assert resolver.kms_calls == 1
+    assert first.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == expected
+
+
+def test_reports_unavailable_when_kms_denies_get_public_key(aws_env):
+    kms = boto3.client("kms", region_name="us-east-1")
+    stubber = Stubber(kms)
+    arn = "arn:aws:kms:us-east-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666"
+    stubber.add_client_error("get_public_key", "AccessDeniedException", "not allowed", 400, {"KeyId": arn})
+    with stubber, pytest.raises(AwsUnavailableError, match="needs kms:GetPublicKey"):
+        CosignKeyResolver(lambda region: kms).public_key(CosignKeyTrust(kms_key_arn=arn))
+
+
+def test_refuses_to_sign_when_image_has_no_digest(registry, tmp_path):
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(KeyPair.generate().private_pem)
+    result = sign(registry.host, key_file, f"{registry.host}/app:v1")
+    assert result.code == 2
+    assert "has no digest" in result.err
+
+
+def test_module_entry_point_prints_no_traceback_when_policy_file_is_missing(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "image_verifier", "verify", "--policy", str(tmp_path / "missing.json"), "x.io/a:1"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 2
+    assert "cannot read the policy" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def _push_sig(registry, image, layer: Blob) -> None:
+    config = empty_config()
+    for blob in (config, layer):
+        push_blob(registry, image.repository, blob.data)
+    push_manifest(registry, image.repository, signature_tag(image.digest),
+                  canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                                  "layers": [layer.descriptor()]}), OCI_MANIFEST)
