@@ -9,7 +9,7 @@ Example::
     envelope = registry.get_blob(ref, layer, max_bytes=MAX_ENVELOPE_BYTES)
     result = verify_notation(envelope=envelope, media_type=layer.media_type, subject=image.descriptor,
                              trust=signer.aws_signer, now=datetime.now(timezone.utc),
-                             revocation=RevocationChecker(boto3.client("signer")))
+                             revocation=SignerRevocationChecker(lambda region: boto3.client("signer", region_name=region)))
     result.identity  # the signing profile version ARN, or the leaf subject DN
 
 See docs/notation.md for what is verified, in which order, and what is not supported.
@@ -17,7 +17,14 @@ See docs/notation.md for what is verified, in which order, and what is not suppo
 
 from __future__ import annotations
 
-from .awssigner import AWS_SIGNER_ROOT_SHA256, RevocationChecker, SignerClient, check_pinned_root, parse_signing_profile_arn
+from .awssigner import (
+    AWS_SIGNER_ROOT_SHA256,
+    RevocationChecker,
+    SignerClient,
+    SignerRevocationChecker,
+    check_pinned_root,
+    parse_signing_profile_arn,
+)
 from .identity import parse_trusted_identities, parse_trusted_identity
 from .levels import level_named
 from .manifest import (
@@ -39,6 +46,7 @@ __all__ = [
     "NotationVerification",
     "RevocationChecker",
     "SignerClient",
+    "SignerRevocationChecker",
     "check_pinned_root",
     "level_named",
     "parse_root_certificates",

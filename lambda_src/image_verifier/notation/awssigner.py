@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..errors import AwsUnavailableError, SignatureRevokedError
 from .certificates import describe
+from .trust import parse_root_certificates
 
 AWS_SIGNER_PLUGIN = "com.amazonaws.signer.notation.plugin"
 SIGNING_PROFILE_VERSION = "com.amazonaws.signer.signingProfileVersion"
@@ -40,8 +41,13 @@ PROFILE_VERSION_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_
 JOB_ARN_RE = re.compile(_ARN_PREFIX + r"signing-jobs/[A-Za-z0-9-]{1,128}$")
 
 
-def check_pinned_root(cert: x509.Certificate) -> None:
-    """ValueError unless `cert` is the AWS Signer root (by DER SHA-256)."""
+def check_pinned_root(cert: x509.Certificate | str) -> None:
+    """ValueError unless `cert` (a certificate, or one PEM certificate) is the AWS Signer root, by DER SHA-256."""
+    if isinstance(cert, str):
+        certs = parse_root_certificates([cert])
+        if len(certs) != 1:
+            raise ValueError(f"expected one PEM certificate, found {len(certs)}")
+        cert = certs[0]
     fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
     if fingerprint != AWS_SIGNER_ROOT_SHA256:
         raise ValueError(
@@ -80,16 +86,30 @@ class SignerClient(Protocol):
     def get_revocation_status(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
-class RevocationChecker:
+class RevocationChecker(Protocol):
+    """What `verify_notation` needs for AWS Signer revocation; `SignerRevocationChecker` is the real one."""
+
+    def check(self, *, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate],
+              signing_time: datetime) -> None: ...
+
+
+class SignerRevocationChecker:
     """Asks AWS Signer whether a signature's profile version, job or certificates are revoked.
 
-    Answers of "not revoked" are remembered for the checker's lifetime (one decision, built by the
-    composition root), because the same signature is often verified for several containers.
+    `clients` is a boto3 `signer` client, or a function from region to one: the call goes to the
+    region of the signing profile (AWS Signer signatures are regional and partition-isolated).
+    Answers of "not revoked" are remembered for the checker's lifetime, because the same signature
+    is often verified for several containers of one deployment.
     """
 
-    def __init__(self, client: SignerClient) -> None:
-        self._client = client
+    def __init__(self, clients: SignerClient | Callable[[str], SignerClient]) -> None:
+        self._clients = clients
         self._not_revoked: set[tuple[Any, ...]] = set()
+
+    def _client(self, profile_version_arn: str) -> SignerClient:
+        if hasattr(self._clients, "get_revocation_status"):
+            return self._clients  # type: ignore[return-value]
+        return self._clients(profile_version_arn.split(":")[3])  # type: ignore[operator]
 
     def check(self, *, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], signing_time: datetime) -> None:
         """Return quietly when nothing is revoked; raise SignatureRevokedError or AwsUnavailableError."""
@@ -98,7 +118,7 @@ class RevocationChecker:
         if key in self._not_revoked:
             return
         try:
-            response = self._client.get_revocation_status(
+            response = self._client(profile_version_arn).get_revocation_status(
                 signatureTimestamp=signing_time,
                 platformId=PLATFORM_ID,
                 profileVersionArn=profile_version_arn,
@@ -111,7 +131,9 @@ class RevocationChecker:
         if not isinstance(revoked, list) or not all(isinstance(entity, str) for entity in revoked):
             raise AwsUnavailableError("signer:GetRevocationStatus returned an unexpected response")
         if revoked:
-            raise SignatureRevokedError("; ".join(_describe_revoked(entity, profile_version_arn, job_arn, chain, hashes) for entity in revoked))
+            raise SignatureRevokedError(
+                "; ".join(_describe_revoked(entity, profile_version_arn, job_arn, chain, hashes) for entity in revoked)
+            )
         self._not_revoked.add(key)
 
 
