@@ -22,6 +22,13 @@ from tests.support.local_registry import LocalRegistry, start_registry, stop_reg
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real registry, so `-m "not registry"` runs without it."""
+    for item in items:
+        if "registry" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.registry)
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     """A running docker-registry with filesystem storage and deletes enabled."""

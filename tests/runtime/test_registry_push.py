@@ -10,8 +10,6 @@ from image_verifier.registry import RegistryWriter, compute_digest
 from tests.support import local_registry
 from tests.support.images import Blob, empty_config, manifest_json, push_image, unique_repository
 
-pytestmark = pytest.mark.registry
-
 
 def test_uploads_a_blob_and_skips_it_when_it_already_exists(registry, registry_client):
     # Given

@@ -24,8 +24,6 @@ from tests.support.images import (
     unique_repository,
 )
 
-pytestmark = pytest.mark.registry
-
 NOTATION = "application/vnd.cncf.notary.signature"
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -150,3 +148,17 @@ def test_ignores_the_tag_schema_when_the_tag_is_not_an_index(fake_registry: Fake
     found = client.bound(Deadline.after(10)).referrers(ImageReference.parse(f"{fake_registry.host}/app@{subject}"), subject)
     # Then
     assert found == []
+
+
+def test_keeps_api_referrers_when_the_tag_schema_holds_junk(fake_registry: FakeRegistry):
+    # Given: the API lists a signature; the sha256-<hex> tag holds something that is not a manifest
+    subject = sha256_digest(b"image")
+    signature = sha256_digest(b"signature")
+    fake_registry.route("GET", f"/v2/app/referrers/{subject}", index_reply([entry(signature, NOTATION)]))
+    fake_registry.route("GET", f"/v2/app/manifests/{referrers_tag(subject)}",
+                        Reply(body=b"not json", headers={"Content-Type": OCI_INDEX}))
+    client = RegistryClient(insecure_registries={fake_registry.host})
+    # When
+    found = client.bound(Deadline.after(10)).referrers(ImageReference.parse(f"{fake_registry.host}/app@{subject}"), subject)
+    # Then
+    assert [d.digest for d in found] == [signature]

@@ -12,8 +12,6 @@ from image_verifier.registry import MANIFEST_ACCEPT, RegistryClient
 from tests.support.fake_registry import FakeRegistry, Reply
 from tests.support.images import build_image, push_image, push_index, sha256_digest, unique_repository
 
-pytestmark = pytest.mark.registry
-
 
 def session(client: RegistryClient, seconds: float = 10.0):
     return client.bound(Deadline.after(seconds))

@@ -16,8 +16,6 @@ from tests.support.fake_registry import FakeRegistry, Reply
 from tests.support.images import build_image, push_image, sha256_digest, unique_repository
 from tests.support.local_registry import free_port
 
-pytestmark = pytest.mark.registry
-
 BLOB = b"layer bytes served by object storage"
 CREDENTIALS = BasicCredentials(username="AWS", password="secret-password")
 

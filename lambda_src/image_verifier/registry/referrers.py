@@ -84,7 +84,11 @@ def _from_api(session: RegistrySession, ref: ImageReference, digest: str, artifa
 
 
 def _from_tag_schema(session: RegistrySession, ref: ImageReference, digest: str) -> list[Descriptor]:
-    index = session.find_tag(ref, referrers_tag(digest))
+    try:
+        index = session.find_tag(ref, referrers_tag(digest))
+    except HostileArtifactError:
+        # Junk at the tag (unknown media type, bad JSON, too big) must not hide what the API lists.
+        return []
     if index is None or not index.is_index:
         return []  # the schema says: missing, or not an index, means no referrers
     return index.manifests
