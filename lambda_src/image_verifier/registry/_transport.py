@@ -8,6 +8,10 @@ Everything a registry answers passes through `Transport.send`, which
 - reads bodies incrementally and stops past the caller's bound;
 - retries an idempotent request once on a reset connection, 429 or 503, when the deadline allows;
 - turns every urllib3/socket error into `RegistryUnavailableError` or `DeadlineExceededError`.
+
+Limit: a socket timeout bounds each read, not a whole response, so a server that trickles bytes can
+overrun the deadline by at most one read timeout (itself never longer than what was left); the
+deadline is checked between chunks.
 """
 
 from __future__ import annotations
