@@ -248,3 +248,18 @@ def pem_of(der: bytes) -> str:
     from cryptography import x509
 
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def x509_trust(chain: Chain, *, identities: tuple[str, ...] = ("x509.subject: C=US, ST=WA, O=Acme",), **fields: Any):
+    """A `NotationX509Trust` whose root is `chain`'s root."""
+    from image_verifier.policy import NotationX509Trust
+
+    return NotationX509Trust(root_certificates=(chain.root.pem,), trusted_identities=identities, **fields)
+
+
+def aws_trust(chain: Chain, *, profiles: tuple[str, ...] = (PROFILE_ARN,), revocation_check: bool = False, **fields: Any):
+    """An `AwsSignerTrust` with `chain`'s root given as a custom (unpinned) root, as tests must."""
+    from image_verifier.policy import AwsSignerTrust
+
+    return AwsSignerTrust(signing_profile_arns=profiles, custom_root_certificates=(chain.root.pem,),
+                          revocation_check=revocation_check, **fields)
