@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jsii
-from aws_cdk import IStableAnyProducer, Lazy, Stack, Token, TokenComparison
+from aws_cdk import IStableAnyProducer, Lazy, Stack, Token
 from constructs import IConstruct, IValidation
 
 T = TypeVar("T")
@@ -18,16 +18,18 @@ def find_in_app(scope: IConstruct, kind: type[T]) -> list[T]:
 
 
 def same_value(a: str, b: str) -> bool | None:
-    """True or False when both are known; None when a token makes it undecidable."""
-    cmp = Token.compare_strings(a, b)
-    if cmp == TokenComparison.SAME:
+    """True or False when both are known; None when a token makes it undecidable.
+
+    (``Token.compare_strings`` returns jsii objects that do not compare equal across calls, so the
+    comparison is done here.)
+    """
+    a_token, b_token = Token.is_unresolved(a), Token.is_unresolved(b)
+    if not a_token and not b_token:
+        return a == b
+    if a_token and b_token and a == b:
+        # Two environment-agnostic stacks ({"Ref": "AWS::AccountId"}) may deploy anywhere: a
+        # singleton check must assume the worst, so identical tokens count as the same place.
         return True
-    if cmp == TokenComparison.DIFFERENT:
-        return False
-    if cmp == TokenComparison.BOTH_UNRESOLVED:
-        # Two environment-agnostic stacks ({"Ref": "AWS::AccountId"}) may deploy anywhere: a singleton
-        # check must assume the worst, so identical tokens count as the same place.
-        return a == b or None
     return None
 
 

@@ -6,12 +6,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aws_cdk import Annotations, Stack, Token, TokenComparison
+from aws_cdk import Annotations, Stack, Token
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from . import _defaults
-from ._tree import add_validation, describe_environment, find_in_app, lazy, same_environment
+from ._tree import add_validation, describe_environment, find_in_app, lazy, same_environment, same_value
 from ._validation import require_literal, require_match, require_strings
 from .signing_profile import PROFILE_ARN_PATTERN, ISigningProfile
 
@@ -100,14 +100,14 @@ class RegistrySigningRules(Construct):
 
     def _check_region(self, profile: ISigningProfile) -> None:
         registry_region, profile_region = Stack.of(self).region, profile.env.region
-        cmp = Token.compare_strings(registry_region, profile_region)
-        if cmp == TokenComparison.DIFFERENT:
+        same = same_value(registry_region, profile_region)
+        if same is False:
             raise ValueError(
                 f"signing profile {profile.node.path} is in region {profile_region} but the registry of "
                 f"{self.node.path} is in {registry_region}; ECR managed signing cannot sign across regions: "
                 f"use a profile in {registry_region}"
             )
-        if cmp == TokenComparison.ONE_UNRESOLVED:
+        if same is None:
             Annotations.of(self).add_warning_v2(
                 "signed-images:ProfileRegionUnknown",
                 f"cannot check that signing profile {profile.node.path} is in the registry's region; "
