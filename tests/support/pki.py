@@ -131,7 +131,8 @@ class Chain:
 
     @property
     def issued(self) -> list[Issued]:
-        return [self.leaf, *self.intermediates, self.root]
+        # A one-certificate chain (a self-signed leaf) is its own root and is listed once.
+        return [self.leaf, *self.intermediates] + ([] if self.root is self.leaf else [self.root])
 
     @property
     def certs(self) -> list[x509.Certificate]:
@@ -198,3 +199,19 @@ def aws_signer_chain(*, signing_time: datetime = NOW - timedelta(days=1), region
                  not_before=signing_time - timedelta(hours=12), not_after=signing_time + timedelta(days=2, hours=12),
                  eku=[ExtendedKeyUsageOID.CODE_SIGNING])
     return Chain(leaf=leaf, intermediates=(regional, int_ca), root=root, key_kind="p384")
+
+
+def resigned_with_sha1(issued: Issued, issuer: Issued) -> Issued:
+    """`issued`'s certificate re-signed by `issuer` with ECDSA-SHA1 (cryptography refuses to build one)."""
+    from asn1crypto import x509 as asn1_x509
+
+    from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+
+    cert = asn1_x509.Certificate.load(issued.der)
+    tbs = cert["tbs_certificate"]
+    tbs["signature"] = {"algorithm": "sha1_ecdsa"}
+    tbs_der = tbs.dump(force=True)
+    signature = issuer.key.sign(tbs_der, ECDSA(hashes.SHA1()))
+    rebuilt = asn1_x509.Certificate({"tbs_certificate": asn1_x509.TbsCertificate.load(tbs_der),
+                                     "signature_algorithm": {"algorithm": "sha1_ecdsa"}, "signature_value": signature})
+    return Issued(cert=x509.load_der_x509_certificate(rebuilt.dump()), key=issued.key)
