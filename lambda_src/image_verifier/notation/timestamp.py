@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..errors import SignatureAuthenticityError
+from ..errors import SignatureAuthenticityError, SignatureIntegrityError
 from .certificates import (
     check_ca,
     check_chain_links,
@@ -57,6 +57,15 @@ def verify_timestamp(
     token: bytes, *, signature: bytes, hash_algorithm: hashes.HashAlgorithm, tsa_roots: Sequence[x509.Certificate]
 ) -> VerifiedTimestamp:
     """Verify a TimeStampToken over `signature`; raise TimestampError naming the failed check."""
+    try:
+        return _verify(token, signature, hash_algorithm, tsa_roots)
+    except SignatureIntegrityError as exc:  # certificate rules of the TSA chain
+        raise TimestampError(str(exc)) from exc
+
+
+def _verify(
+    token: bytes, signature: bytes, hash_algorithm: hashes.HashAlgorithm, tsa_roots: Sequence[x509.Certificate]
+) -> VerifiedTimestamp:
     if len(token) > MAX_TOKEN_BYTES:
         raise TimestampError(f"timestamp token is larger than {MAX_TOKEN_BYTES} bytes")
     try:
