@@ -94,55 +94,45 @@ def verify_notation(
     signer_name: str | None = None,
 ) -> NotationVerification:
     """Verify one envelope against one trusted signer; raise the first enforced failure."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     is_aws = isinstance(trust, AwsSignerTrustLike)
     signer = f'signer "{signer_name}"' if signer_name else "the signer"
     level: Level = STRICT if is_aws else _level(trust, signer)
     warnings: list[str] = []
 
-    # 1. integrity
+    # 1. integrity (enforced at every level)
     try:
         env, chain, aws_attributes, annotations = _integrity(envelope, media_type, subject, is_aws)
     except VerificationError as exc:
         judge(level, Failure(INTEGRITY, exc), warnings)
-        raise  # unreachable: integrity is always enforced
+        raise  # unreachable: judge always raises for integrity
     attributes = env.attributes
 
-    # 2. authenticity
-    roots = _aws_roots(trust, signer) if is_aws else _roots(trust.root_certificates, signer, "rootCertificates")
-    wanted_scheme = SCHEME_SIGNING_AUTHORITY if is_aws else trust.signing_scheme
-    if attributes.signing_scheme != wanted_scheme:
-        message = f"signing scheme {attributes.signing_scheme} is not {wanted_scheme}, the scheme of {signer}"
-        judge(level, Failure(AUTHENTICITY, SignatureAuthenticityError(message)), warnings)
-    elif not chain_ends_in(chain, roots):
-        message = f"certificate chain does not end in a trusted root of {signer} (its root is {describe(chain[-1])})"
-        judge(level, Failure(AUTHENTICITY, SignatureAuthenticityError(message)), warnings)
-    if is_aws:
-        profile_version, job = aws_attributes
-        identity = profile_version
-        if not any(awssigner.profile_matches(arn, profile_version) for arn in trust.signing_profile_arns):
-            message = f"signing profile version {profile_version} is not a trusted signing profile of {signer}"
-            judge(level, Failure(AUTHENTICITY, SignatureIdentityError(message)), warnings)
-    else:
-        identity = render_name(chain[0].subject)
-        if not any_matches(_identities(trust.trusted_identities, signer), chain[0].subject):
-            message = f"signing certificate subject {identity!r} matches no trusted identity of {signer}"
-            judge(level, Failure(AUTHENTICITY, SignatureIdentityError(message)), warnings)
+    # 2. authenticity: the signer's scheme and roots, then its trusted identities
+    for failure in _authenticity(chain, attributes, trust, is_aws, signer):
+        judge(level, failure, warnings)
+    identity = aws_attributes[0] if aws_attributes else render_name(chain[0].subject)
+    for failure in _trusted_identity(chain, aws_attributes, trust, signer, identity):
+        judge(level, failure, warnings)
 
     # 3. expiry
     if attributes.expiry is not None and now >= attributes.expiry:
-        judge(level, Failure(EXPIRY, SignatureExpiredError(f"the signature expired at {attributes.expiry.isoformat()}")), warnings)
+        expired = SignatureExpiredError(f"the signature expired at {attributes.expiry.isoformat()}")
+        judge(level, Failure(EXPIRY, expired), warnings)
 
     # 4. authentic timestamp
     signing_time, failure = _authentic_time(env, chain, trust, is_aws, now, signer)
     if failure is not None:
         judge(level, failure, warnings)
 
-    # 5. revocation
-    if is_aws and trust.revocation_check:
+    # 5. revocation (AWS Signer only; X.509 OCSP/CRL is not checked, see the module docstring)
+    if aws_attributes and trust.revocation_check:
         if revocation is None:
             raise ValueError(f"{signer} asks for revocation checks, but no revocation checker was given")
         try:
-            revocation.check(profile_version_arn=profile_version, job_arn=job, chain=chain, signing_time=attributes.authentic_signing_time)
+            revocation.check(profile_version_arn=aws_attributes[0], job_arn=aws_attributes[1], chain=chain,
+                             signing_time=attributes.authentic_signing_time)
         except (SignatureRevokedError, AwsUnavailableError) as exc:
             judge(level, Failure(REVOCATION, exc), warnings)
 
@@ -153,6 +143,34 @@ def verify_notation(
         user_annotations=annotations,
         warnings=tuple(warnings),
     )
+
+
+def _authenticity(
+    chain: list[x509.Certificate], attributes: SignedAttributes, trust: object, is_aws: bool, signer: str
+) -> list[Failure]:
+    roots = _aws_roots(trust, signer) if is_aws else _roots(trust.root_certificates, signer, "rootCertificates")
+    wanted_scheme = SCHEME_SIGNING_AUTHORITY if is_aws else trust.signing_scheme
+    if attributes.signing_scheme != wanted_scheme:
+        message = f"signing scheme {attributes.signing_scheme} is not {wanted_scheme}, the scheme of {signer}"
+        return [Failure(AUTHENTICITY, SignatureAuthenticityError(message))]
+    if not chain_ends_in(chain, roots):
+        message = f"certificate chain does not end in a trusted root of {signer} (its root is {describe(chain[-1])})"
+        return [Failure(AUTHENTICITY, SignatureAuthenticityError(message))]
+    return []
+
+
+def _trusted_identity(
+    chain: list[x509.Certificate], aws_attributes: tuple[str, str] | None, trust: object, signer: str, identity: str
+) -> list[Failure]:
+    if aws_attributes:
+        if any(awssigner.profile_matches(arn, identity) for arn in trust.signing_profile_arns):
+            return []
+        message = f"signing profile version {identity} is not a trusted signing profile of {signer}"
+    else:
+        if any_matches(_identities(trust.trusted_identities, signer), chain[0].subject):
+            return []
+        message = f"signing certificate subject {identity!r} matches no trusted identity of {signer}"
+    return [Failure(AUTHENTICITY, SignatureIdentityError(message))]
 
 
 def parse_envelope(envelope: bytes, media_type: str) -> Envelope:
