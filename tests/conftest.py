@@ -20,6 +20,9 @@ from tests.support.local_registry import LocalRegistry, start_registry, stop_reg
 
 # No test may reach a real AWS endpoint or instance metadata, whatever the developer's shell holds.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+# jsii's Node version banners would otherwise print on every CDK import (Node 20 here).
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
