@@ -1,0 +1,153 @@
+"""`AdmissionHandler`: one lifecycle-hook event in, one hook response out, one audit record written.
+
+Steps: parse the event (a malformed one is answered FAILED); read the revision's images and
+platform from ECS; take final verdicts from the warm cache; verify the rest in parallel under one
+deadline (the Lambda's remaining time minus a margin); judge them with the policy's two modes.
+When only `unavailable` verdicts stand in the way and attempts remain, answer IN_PROGRESS so that
+ECS calls again after `callBackDelay`; the attempt counter travels in `hookDetails`.
+
+Every client is injected (see `handler.app` for the composition root), so this module is pure
+orchestration and is tested with real parts: the registry, a botocore-stubbed ECS client.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Protocol, Sequence
+
+from ..deadline import Deadline
+from ..errors import UnavailableError
+from ..policy import Mode, Policy
+from ..verdict import Decision, Outcome, Verdict
+from ..verifier import ImageRequest
+from .cache import VerdictCache
+from .ecs import Revision, RevisionReader
+from .events import EventError, HookEvent, HookStatus, respond
+from .settings import MIN_DECISION_SECONDS, Settings
+from .telemetry import Telemetry, image_entry
+
+FALLBACK_REMAINING_SECONDS = 30.0  # when called without a Lambda context (local runs)
+
+
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class Verifier(Protocol):
+    def decide(self, requests: Sequence[ImageRequest], *, deadline: Deadline) -> Decision: ...
+
+
+class AdmissionHandler:
+    def __init__(self, *, settings: Settings, verifier: Verifier, revisions: RevisionReader, telemetry: Telemetry,
+                 cache: VerdictCache, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._policy: Policy = settings.policy
+        self._verifier = verifier
+        self._revisions = revisions
+        self._telemetry = telemetry
+        self._cache = cache
+        self._clock = clock
+
+    def handle(self, event: Any, context: LambdaContext | None) -> dict[str, Any]:
+        started = self._clock()
+        try:
+            try:
+                hook = HookEvent.parse(event)
+            except EventError as exc:
+                self._telemetry.problem(f"answered FAILED to an event that is not a lifecycle-hook event: {exc}",
+                                        eventKeys=sorted(event)[:20] if isinstance(event, dict) else None)
+                return respond(HookStatus.FAILED)
+            try:
+                return self._decide(hook, context, started)
+            except Exception as exc:  # noqa: BLE001 - ECS must always get a valid answer
+                self._telemetry.logger.exception("unexpected error while deciding; judged as unavailable")
+                status = HookStatus.FAILED if self._policy.unavailable_mode is Mode.BLOCK else HookStatus.SUCCEEDED
+                record = self._record(hook, status, images=[], revision=None, started=started,
+                                      error=f"internal error: {type(exc).__name__}: {exc}")
+                self._telemetry.decision(record, latency_ms=record["latencyMs"])
+                return respond(status)
+        finally:
+            self._telemetry.flush()
+
+    def _decide(self, hook: HookEvent, context: LambdaContext | None, started: float) -> dict[str, Any]:
+        remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
+                     else FALLBACK_REMAINING_SECONDS)
+        budget = remaining - self.settings.deadline_margin
+        deadline = Deadline.after(max(budget, 0.0))
+        try:
+            if budget < MIN_DECISION_SECONDS:
+                raise UnavailableError(f"only {remaining:.1f}s left in the invocation; no time to verify")
+            revision = self._revisions.read(hook.revision_arn, hook.region)
+        except UnavailableError as exc:
+            status = self._judge_unavailable(hook)
+            record = self._record(hook, status, images=[], revision=None, started=started, error=str(exc))
+            return self._answer(hook, status, record)
+        verdicts = self._verdicts(revision, deadline)
+        decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
+        status = self._status(decision, hook)
+        images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts)]
+        record = self._record(hook, status, images=images, revision=revision, started=started, decision=decision)
+        return self._answer(hook, status, record)
+
+    def _verdicts(self, revision: Revision, deadline: Deadline) -> list[tuple[Verdict, bool]]:
+        """One verdict per container, in order, each with whether it came from the cache."""
+        policy_hash = self._policy.policy_hash
+        found: list[Verdict | None] = [self._cache.get(c.image, c.digest, revision.platform, policy_hash)
+                                       for c in revision.images]
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            requests = [ImageRequest(image=revision.images[i].image, digest=revision.images[i].digest,
+                                     platform=revision.platform) for i in missing]
+            fresh = self._verifier.decide(requests, deadline=deadline).verdicts
+            for i, verdict in zip(missing, fresh):
+                found[i] = verdict
+                self._cache.put(verdict, revision.platform, policy_hash)
+        return [(v, i not in missing) for i, v in enumerate(found) if v is not None]
+
+    def _status(self, decision: Decision, hook: HookEvent) -> HookStatus:
+        if decision.admitted:
+            return HookStatus.SUCCEEDED
+        final_rejection = decision.failure_mode is Mode.BLOCK and decision.count(Outcome.REJECTED) > 0
+        if not final_rejection and decision.count(Outcome.UNAVAILABLE) > 0:
+            return self._judge_unavailable(hook)
+        return HookStatus.FAILED
+
+    def _judge_unavailable(self, hook: HookEvent) -> HookStatus:
+        """Nothing could be decided: try again later while attempts remain, then unavailableMode decides."""
+        if self._policy.unavailable_mode is Mode.AUDIT:
+            return HookStatus.SUCCEEDED
+        if hook.attempt < self.settings.max_attempts:
+            return HookStatus.IN_PROGRESS
+        return HookStatus.FAILED
+
+    def _answer(self, hook: HookEvent, status: HookStatus, record: dict[str, Any]) -> dict[str, Any]:
+        self._telemetry.decision(record, latency_ms=record["latencyMs"])
+        return respond(status, callback_delay=self.settings.callback_delay, attempt=hook.attempt + 1)
+
+    def _record(self, hook: HookEvent, status: HookStatus, *, images: list[dict[str, Any]], revision: Revision | None,
+                started: float, decision: Decision | None = None, error: str | None = None) -> dict[str, Any]:
+        counts = {o.value: sum(1 for i in images if i["outcome"] == o.value) for o in Outcome}
+        blocked = counts[Outcome.REJECTED.value] + counts[Outcome.UNAVAILABLE.value] > 0 or error is not None
+        return {
+            "hookStatus": status.value,
+            "decision": {HookStatus.SUCCEEDED: "admitted", HookStatus.FAILED: "refused",
+                         HookStatus.IN_PROGRESS: "deferred"}[status],
+            "admittedInAuditMode": status is HookStatus.SUCCEEDED and blocked,
+            "service": hook.service_arn,
+            "revision": hook.revision_arn,
+            "stage": hook.stage,
+            "executionId": hook.execution_id,
+            "deployment": hook.deployment_arn,
+            "taskDefinition": revision.task_definition if revision else None,
+            "platform": str(revision.platform) if revision else None,
+            "attempt": hook.attempt,
+            "maxAttempts": self.settings.max_attempts,
+            "policyHash": self._policy.policy_hash,
+            "failureMode": self._policy.failure_mode.value,
+            "unavailableMode": self._policy.unavailable_mode.value,
+            "latencyMs": round((self._clock() - started) * 1000.0, 1),
+            "images": images,
+            "counts": counts,
+            "breakGlass": any(i["breakGlass"] for i in images),
+            "error": error,
+        }

@@ -1,0 +1,97 @@
+"""The audit record (one structured log line per decision) and the EMF metrics.
+
+The record is written with Powertools' Logger, so its fields are top-level JSON keys next to
+`level`, `message` and `service`: find decisions in CloudWatch Logs Insights with
+`filter auditRecord = "image-admission/v1"`. docs/operations.md explains every field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..verdict import Outcome, Verdict
+
+AUDIT_RECORD_VERSION = "image-admission/v1"
+AUDIT_MESSAGE = "image admission decision"
+
+# Metric names (namespace from POWERTOOLS_METRICS_NAMESPACE, dimension "service").
+METRIC_ADMITTED = "Admitted"  # decisions answered SUCCEEDED
+METRIC_REJECTED = "Rejected"  # decisions answered FAILED
+METRIC_IN_PROGRESS = "InProgress"  # decisions deferred with IN_PROGRESS
+METRIC_ERRORS = "HandlerErrors"  # malformed events, misconfiguration, unexpected exceptions
+METRIC_IMAGES = {
+    Outcome.VERIFIED: "ImagesVerified",
+    Outcome.EXEMPT: "ImagesExempt",
+    Outcome.REJECTED: "ImagesRejected",
+    Outcome.UNAVAILABLE: "ImagesUnavailable",
+}
+METRIC_BREAK_GLASS = "BreakGlassImages"  # images admitted on a break-glass signature: alarm on any
+METRIC_LATENCY = "DecisionLatency"  # milliseconds from invocation to answer
+
+
+class Logger(Protocol):
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None: ...
+
+
+class Metrics(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float, **kwargs: Any) -> None: ...
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None: ...
+
+
+def image_entry(container: str, verdict: Verdict, *, cached: bool) -> dict[str, Any]:
+    """One image in the audit record: what ran, what was verified, and who signed it."""
+    return {
+        "container": container,
+        "image": verdict.image,
+        "digest": verdict.digest,
+        "platformDigest": verdict.platform_digest,
+        "outcome": verdict.outcome.value,
+        "reasons": list(verdict.reasons),
+        "rule": verdict.rule,
+        "signers": [{"signer": s.signer, "kind": s.kind, "identity": s.identity, "format": s.format,
+                     "verifiedDigest": s.verified_digest, "breakGlass": s.break_glass} for s in verdict.signers],
+        "breakGlass": verdict.break_glass,
+        "exemption": verdict.exemption,
+        "cached": cached,
+    }
+
+
+class Telemetry:
+    """Writes audit records and problems through a Powertools Logger and counts them in EMF."""
+
+    def __init__(self, logger: Logger, metrics: Metrics) -> None:
+        self.logger = logger
+        self._metrics = metrics
+
+    def decision(self, record: dict[str, Any], *, latency_ms: float) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self.logger.info(AUDIT_MESSAGE, extra={"auditRecord": AUDIT_RECORD_VERSION, **record})
+        status = record["hookStatus"]
+        self._count({"SUCCEEDED": METRIC_ADMITTED, "FAILED": METRIC_REJECTED, "IN_PROGRESS": METRIC_IN_PROGRESS}[status])
+        for outcome, name in METRIC_IMAGES.items():
+            self._count(name, sum(1 for i in record["images"] if i["outcome"] == outcome.value))
+        self._count(METRIC_BREAK_GLASS, sum(1 for i in record["images"] if i["breakGlass"]))
+        if record.get("error"):
+            self._count(METRIC_ERRORS)
+        self._metrics.add_metric(name=METRIC_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
+
+    def problem(self, message: str, **fields: Any) -> None:
+        """A log line for something that is not a decision (a malformed event, a broken setup)."""
+        self.logger.error(message, extra=fields)
+        self._count(METRIC_ERRORS)
+
+    def flush(self) -> None:
+        self._metrics.flush_metrics(raise_on_empty_metrics=False)
+
+    def _count(self, name: str, value: float = 1) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,165 @@
+"""Test support for the admission handler: ECS-shaped events, a botocore-stubbed ECS client, a
+handler wired like the Lambda's composition root but with injected clients and a captured log.
+
+    ecs = StubbedEcs()
+    ecs.revision(REVISION_ARN, [("app", image_ref, digest)], runtime_platform={"cpuArchitecture": "ARM64"})
+    admission = admission_handler(policy_doc, ecs, insecure_registries=[registry.host])
+    response = admission.handle(hook_event(), LambdaContext())
+    [record] = admission.audit_records()
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from botocore.stub import Stubber
+
+from image_verifier.handler.admission import AdmissionHandler
+from image_verifier.handler.app import build_handler
+from image_verifier.handler.telemetry import AUDIT_RECORD_VERSION
+
+REGION = "us-east-1"
+ACCOUNT = "111111111111"
+CLUSTER, SERVICE = "prod", "payments-api"
+SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{SERVICE}"
+REVISION_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{CLUSTER}/{SERVICE}/4185236470873826688"
+DEPLOYMENT_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{CLUSTER}/{SERVICE}/hXHRwrpxmcVJXQxEA7xm0"
+TASK_DEFINITION_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/payments-api:7"
+
+
+def hook_event(*, stage: str = "PRE_SCALE_UP", revision_arn: str = REVISION_ARN, service_arn: str = SERVICE_ARN,
+               hook_details: Mapping[str, Any] | None = None, flat: bool = False) -> dict[str, Any]:
+    """The event exactly as ECS sends it (developer guide, "Lifecycle payloads"), or the older flat shape."""
+    details = {"serviceArn": service_arn, "targetServiceRevisionArn": revision_arn,
+               "testTrafficWeights": {}, "productionTrafficWeights": {}}
+    if flat:
+        event: dict[str, Any] = dict(details)
+    else:
+        event = {"executionId": "a3e5c0f8-bd7a-4a1e-9a3b-0f1c2d3e4f50", "lifecycleStage": stage,
+                 "resourceArn": DEPLOYMENT_ARN, "executionDetails": details}
+    if hook_details is not None:
+        event["hookDetails"] = dict(hook_details)
+    return event
+
+
+@dataclass
+class LambdaContext:
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class StubbedEcs:
+    """A real boto3 ECS client behind botocore's Stubber (responses validated against the model)."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("ecs", region_name=REGION, aws_access_key_id="testing",
+                                   aws_secret_access_key="testing")
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+
+    def revision(self, containers: Sequence[tuple[str, str, str | None]], *, revision_arn: str = REVISION_ARN,
+                 task_definition: str = TASK_DEFINITION_ARN, runtime_platform: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None, describe_task_definition: bool = True) -> None:
+        """Queue DescribeServiceRevisions (and DescribeTaskDefinition) answers for one decision."""
+        revision: dict[str, Any] = {
+            "serviceRevisionArn": revision_arn, "serviceArn": SERVICE_ARN,
+            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
+            "taskDefinition": task_definition, "launchType": "FARGATE", "platformVersion": "1.4.0",
+            "containerImages": [{"containerName": name, "image": image, **({"imageDigest": d} if d else {})}
+                                for name, image, d in containers],
+            "guardDutyEnabled": False, "createdAt": datetime(2026, 11, 22, tzinfo=timezone.utc),
+        }
+        if overrides:
+            revision["overrides"] = dict(overrides)
+        self.stubber.add_response("describe_service_revisions", {"serviceRevisions": [revision], "failures": []},
+                                  {"serviceRevisionArns": [revision_arn]})
+        if describe_task_definition:
+            definition: dict[str, Any] = {
+                "taskDefinitionArn": task_definition, "family": "payments-api", "revision": 7,
+                "containerDefinitions": [{"name": name, "image": image} for name, image, _ in containers],
+                "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+            }
+            if runtime_platform is not None:
+                definition["runtimePlatform"] = dict(runtime_platform)
+            self.stubber.add_response("describe_task_definition", {"taskDefinition": definition},
+                                      {"taskDefinition": task_definition})
+
+    def missing(self, revision_arn: str = REVISION_ARN) -> None:
+        self.stubber.add_response("describe_service_revisions", {
+            "serviceRevisions": [], "failures": [{"arn": revision_arn, "reason": "MISSING"}]},
+            {"serviceRevisionArns": [revision_arn]})
+
+    def error(self, code: str = "ThrottlingException", message: str = "Rate exceeded") -> None:
+        self.stubber.add_client_error("describe_service_revisions", service_error_code=code, service_message=message,
+                                      http_status_code=400)
+
+
+class _Aws:
+    """What build_verifier and the revision reader ask for: ECS is stubbed, nothing else may be used."""
+
+    def __init__(self, ecs: Any) -> None:
+        self._ecs = ecs
+
+    def client(self, service: str, region: str) -> Any:
+        if service == "ecs":
+            return self._ecs
+        raise AssertionError(f"the test did not expect a {service} client in {region}")
+
+    def for_service(self, service: str) -> Any:
+        return lambda region: self.client(service, region)
+
+
+@dataclass
+class Admission:
+    handler: AdmissionHandler
+    log: io.StringIO
+    ecs: StubbedEcs
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        return self.handler.handle(event, LambdaContext() if context is None else context)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line.get("auditRecord") == AUDIT_RECORD_VERSION]
+
+
+def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | None = None, *,
+                      insecure_registries: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Admission:
+    """A handler built by the real composition root from an environment, with ECS stubbed."""
+    ecs = ecs or StubbedEcs()
+    environ = {"ADMISSION_POLICY": json.dumps(policy), "ADMISSION_INSECURE_REGISTRIES": ",".join(insecure_registries),
+               **(env or {})}
+    log = io.StringIO()
+    # A fresh service name per handler: Powertools loggers of one name share their handlers.
+    logger = Logger(service=f"admission-test-{uuid.uuid4().hex[:8]}", logger_handler=logging.StreamHandler(log))
+    metrics = Metrics(namespace="SignedImages/Test", service="admission-test")
+    handler = build_handler(environ, aws=_Aws(ecs.client), logger=logger, metrics=metrics)
+    return Admission(handler=handler, log=log, ecs=ecs)
+
+
+def emf_metrics(stdout: str) -> dict[str, float]:
+    """Sum the EMF metric values printed on stdout (Powertools writes one JSON object per flush)."""
+    totals: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(
+                    values if isinstance(values, list) else [values])
+    return totals
