@@ -160,3 +160,9 @@ def test_accepts_failed_timestamp_with_a_warning_when_permissive() -> None:
     result = _verify(_stamped(imprint=b"\x00" * 48), _tsa_trust(verification_level="permissive"))
     assert result.signing_time is None
     assert result.warnings == ("authenticTimestamp: timestamp messageImprint is not the hash of this signature",)
+
+
+def test_verifies_timestamp_from_an_rsa_tsa() -> None:
+    tsa = pki.tsa_chain(key_kind="rsa2048")
+    trust = nv.x509_trust(EXPIRED_LEAF, tsa_root_certificates=(tsa.root.pem,))
+    assert _verify(_stamped(tsa=tsa), trust).signing_time == STAMPED_AT
