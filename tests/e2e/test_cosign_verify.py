@@ -19,7 +19,7 @@ from image_verifier.composition import build_verifier
 from tests.support.cosign_material import KeyPair, fetch_raw, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
 from tests.support.images import canonical_json, push_blob, push_image, push_index, push_manifest, unique_repository
 
-from .cli_helpers import sign, verify, write_policy
+from .cli_helpers import run_cli, sign, verify, write_policy
 
 pytestmark = pytest.mark.registry
 
@@ -286,3 +286,23 @@ def _get_sig_manifest(registry, image) -> bytes:
 
 def _get_blob(registry, image, digest: str) -> bytes:
     return fetch_raw(registry, image.repository, f"blobs/{digest}", "*/*")
+
+
+def test_marks_verdict_as_break_glass_when_break_glass_key_satisfies_rule(registry, tmp_path, key):
+    # Given an image signed only with the break-glass key, which the rule accepts as an alternative
+    image = push_image(registry, unique_repository(), "v1")
+    glass = KeyPair.generate()
+    glass_file = tmp_path / "glass.key"
+    glass_file.write_bytes(glass.private_pem)
+    sign(registry.host, glass_file, str(image.ref))
+    policy = write_policy(tmp_path, cosign_policy(
+        {"ci": {"publicKeyPem": key.public_pem}, "break-glass": {"publicKeyPem": glass.public_pem, "breakGlass": True}},
+        images=f"{registry.host}/**"))
+    # When it is verified, as JSON and for a person
+    as_json = verify(registry.host, policy, str(image.ref))
+    for_people = run_cli("verify", "--policy", str(policy), "--insecure-registry", registry.host, str(image.ref))
+    # Then it is admitted, and flagged in both
+    assert as_json.code == 0
+    assert as_json.verdicts[0]["breakGlass"] is True
+    assert as_json.verdicts[0]["signer"] == "break-glass"
+    assert "BREAK-GLASS" in for_people.out
