@@ -137,7 +137,9 @@ class SignerRevocationChecker:
         self._not_revoked.add(key)
 
 
-def _describe_revoked(entity: str, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], hashes: list[str]) -> str:
+def _describe_revoked(
+    entity: str, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], hashes: list[str]
+) -> str:
     if entity.lower() == profile_version_arn.lower():
         return f"signing profile version {profile_version_arn} is revoked"
     if entity.lower() == job_arn.lower():

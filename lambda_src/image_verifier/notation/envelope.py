@@ -87,7 +87,9 @@ def build_signed_attributes(*, named: Mapping[str, Any], critical: Sequence[str]
     for name in TIME_ATTRIBUTES:
         if name in named and not isinstance(named[name], datetime):
             raise SignatureIntegrityError(f"{name} is not a time")
-    required, forbidden = (SIGNING_TIME, AUTHENTIC_SIGNING_TIME) if scheme == SCHEME_X509 else (AUTHENTIC_SIGNING_TIME, SIGNING_TIME)
+    required, forbidden = (SIGNING_TIME, AUTHENTIC_SIGNING_TIME)
+    if scheme == SCHEME_SIGNING_AUTHORITY:
+        required, forbidden = forbidden, required
     if required not in named:
         raise SignatureIntegrityError(f"signing scheme {scheme} requires {required}")
     if forbidden in named:

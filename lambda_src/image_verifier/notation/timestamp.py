@@ -93,7 +93,8 @@ def _verify(
     tsa_chain = _tsa_chain(signer, certs, tsa_roots)
     imprint = tst_info["message_imprint"]
     if imprint["hash_algorithm"]["algorithm"].native != hash_algorithm.name:
-        raise TimestampError(f"timestamp messageImprint uses {imprint['hash_algorithm']['algorithm'].native}, expected {hash_algorithm.name}")
+        used = imprint["hash_algorithm"]["algorithm"].native
+        raise TimestampError(f"timestamp messageImprint uses {used}, expected {hash_algorithm.name}")
     if not _equal(imprint["hashed_message"].native, _hash(hash_algorithm, signature)):
         raise TimestampError("timestamp messageImprint is not the hash of this signature")
     gen_time: datetime = tst_info["gen_time"].native

@@ -213,7 +213,9 @@ def _critical_attributes(attributes: SignedAttributes, is_aws: bool) -> tuple[st
     if not is_aws:
         return None
     values = []
-    for name, pattern in ((awssigner.SIGNING_PROFILE_VERSION, awssigner.PROFILE_VERSION_ARN_RE), (awssigner.SIGNING_JOB, awssigner.JOB_ARN_RE)):
+    expected = ((awssigner.SIGNING_PROFILE_VERSION, awssigner.PROFILE_VERSION_ARN_RE),
+                (awssigner.SIGNING_JOB, awssigner.JOB_ARN_RE))
+    for name, pattern in expected:
         value = attributes.extended.get(name)
         if name not in attributes.critical_extended or not isinstance(value, str) or not pattern.match(value):
             raise SignatureIntegrityError(f"an AWS Signer signature needs a critical {name} ARN, got {value!r}")
@@ -238,9 +240,11 @@ def _authentic_time(
     expired_now = outside_validity(chain, now)
     if tsa_roots and (trust.verify_timestamp == "always" or expired_now is not None):
         if env.timestamp_token is None:
-            return None, Failure(AUTHENTIC_TIMESTAMP, TimestampError(f"the signature has no timestamp countersignature, which {signer} requires"))
+            missing = TimestampError(f"the signature has no timestamp countersignature, which {signer} requires")
+            return None, Failure(AUTHENTIC_TIMESTAMP, missing)
         try:
-            stamp = verify_timestamp(env.timestamp_token, signature=env.signature, hash_algorithm=env.algorithm.hash(), tsa_roots=tsa_roots)
+            stamp = verify_timestamp(env.timestamp_token, signature=env.signature,
+                                     hash_algorithm=env.algorithm.hash(), tsa_roots=tsa_roots)
         except VerificationError as exc:
             return None, Failure(AUTHENTIC_TIMESTAMP, exc)
         bad = outside_validity(chain, stamp.earliest, stamp.latest)
@@ -249,7 +253,8 @@ def _authentic_time(
             return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(message))
         return stamp.gen_time, None
     if expired_now is not None:
-        return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(f"certificate {validity_text(expired_now)} is not valid now"))
+        message = f"certificate {validity_text(expired_now)} is not valid now"
+        return None, Failure(AUTHENTIC_TIMESTAMP, SignatureExpiredError(message))
     return None, None
 
 
