@@ -63,9 +63,6 @@ class ImageVerifier:
                 verdicts = tuple(pool.map(lambda r: self._verify(r, session), requests))
         return Decision.judge(verdicts, self.policy)
 
-    def verify(self, request: ImageRequest, *, deadline: Deadline) -> Verdict:
-        return self._verify(request, self._registry.bound(deadline))
-
     def _verify(self, request: ImageRequest, registry: Registry) -> Verdict:
         try:
             return self._verify_or_raise(request, registry)
@@ -118,14 +115,14 @@ class ImageVerifier:
         reasons: list[str] = []
         unavailable = False
         for target in targets:
+            label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")
             outcome, matches, target_reasons = self._satisfy(rule, Evidence(registry, ref, target), now)
             if outcome is Outcome.VERIFIED:
+                signed_by = ", ".join(m.signer for m in matches)
                 return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
                                signers=tuple(matches), platform_digest=platform_digest,
-                               reasons=(f"signed by {', '.join(m.signer for m in matches)} on {target.digest}"
-                                        f"{' (the index that lists the platform manifest)' if target is subject and platform_digest else ''}",))
+                               reasons=(f"signed by {signed_by} on the {label} {target.digest}",))
             unavailable = unavailable or outcome is Outcome.UNAVAILABLE
-            label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")
             reasons.extend(f"{label} {target.digest}: {r}" for r in target_reasons)
         return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
                        outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons))
