@@ -10,9 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from .cosign.bundle import BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layer, verify_bundle
 from .cosign.keys import CosignKeyResolver, check_key_usable
+from .cosign.payload import check_required_annotations
 from .cosign.legacy import MAX_PAYLOAD_BYTES, layer_signature, signature_tag, verify_simple_signing
 from .errors import NoSignatureError, VerificationError
 from .evidence import MAX_SIGNATURE_CANDIDATES, Evidence
+from .notation.awssigner import RevocationChecker
+from .notation import MAX_ENVELOPE_BYTES, NOTATION_ARTIFACT_TYPE, signature_envelope_descriptor, verify_notation
 from .oci import OCI_EMPTY_CONFIG, Descriptor
 from .policy import CosignKeyTrust, Rule, SignerKind, TrustedSigner
 from .policy.keys import key_id
@@ -75,10 +78,7 @@ def check_cosign(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: Co
 
 
 def check_notation(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime,
-                   revocation: object | None) -> SignerMatch:
-    from .notation import NOTATION_ARTIFACT_TYPE, MAX_ENVELOPE_BYTES, signature_envelope_descriptor, verify_notation
-    from .cosign.payload import check_required_annotations
-
+                   revocation: RevocationChecker | None) -> SignerMatch:
     subject = evidence.subject_descriptor()
     reasons: list[str] = []
     candidates = evidence.referrer_manifests(lambda d: d.artifact_type == NOTATION_ARTIFACT_TYPE)
@@ -87,7 +87,7 @@ def check_notation(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: d
             layer = signature_envelope_descriptor(manifest, evidence.digest)
             result = verify_notation(envelope=evidence.blob(layer, max_bytes=MAX_ENVELOPE_BYTES),
                                      media_type=layer.media_type, subject=subject, trust=signer.trust,
-                                     now=now, revocation=revocation)
+                                     now=now, revocation=revocation, signer_name=signer.name)
             check_required_annotations(result.user_annotations, rule.required_annotations)
             fmt = "notation-jws" if layer.media_type == "application/jose+json" else "notation-cose"
             return SignerMatch(signer=signer.name, kind=signer.kind.value, identity=result.identity, format=fmt,

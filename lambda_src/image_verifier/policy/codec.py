@@ -11,6 +11,7 @@ from ..errors import PolicyError
 from ..reference import is_digest
 from ._reader import Node
 from .keys import validate_cosign_public_key
+from .notation_fields import aws_signer_document, aws_signer_trust, notation_x509_document, notation_x509_trust
 from .model import (
     POLICY_VERSION,
     AwsSignerTrust,
@@ -103,8 +104,6 @@ def _signer(node: Node) -> TrustedSigner:
     body = node.child(kinds[0])
     if kinds[0] == "cosignKey":
         return TrustedSigner(name=name, trust=_cosign_key(body))
-    from .notation_fields import aws_signer_trust, notation_x509_trust  # keeps X.509 parsing out of the cosign path
-
     trust = aws_signer_trust(body) if kinds[0] == "awsSigner" else notation_x509_trust(body)
     return TrustedSigner(name=name, trust=trust)
 
@@ -251,8 +250,6 @@ def _signer_document(signer: TrustedSigner) -> dict[str, Any]:
         if trust.valid_until:
             body["validUntil"] = _time(trust.valid_until)
         return {"name": signer.name, "cosignKey": body}
-    from .notation_fields import aws_signer_document, notation_x509_document
-
     if isinstance(trust, AwsSignerTrust):
         return {"name": signer.name, "awsSigner": aws_signer_document(trust)}
     assert isinstance(trust, NotationX509Trust)

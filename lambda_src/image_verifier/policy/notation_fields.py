@@ -6,15 +6,14 @@ the Notation verifier; this module calls them and reports their errors at the fi
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..notation.awssigner import check_pinned_root, parse_signing_profile_arn
+from ..notation.identity import parse_trusted_identities
+from ..notation.trust import parse_root_certificates
 from ._reader import Node
 from .model import AwsSignerTrust, NotationX509Trust
 
-_PROFILE_ARN = re.compile(
-    r"arn:aws[a-z-]*:signer:[a-z0-9-]+:\d{12}:/signing-profiles/[A-Za-z0-9_]{2,64}(/[A-Za-z0-9]{10})?"
-)
 _SCHEMES = {"notary.x509": "notary.x509", "notary.x509.signingAuthority": "notary.x509.signingAuthority"}
 _LEVELS = {"strict": "strict", "permissive": "permissive", "audit": "audit"}
 _VERIFY_TIMESTAMP = {"always": "always", "afterCertExpiry": "afterCertExpiry"}
@@ -22,8 +21,6 @@ MAX_CERTIFICATES = 20  # roots per signer; real trust stores hold one to three
 
 
 def _pems(node: Node, *, min_items: int = 0) -> tuple[str, ...]:
-    from ..notation.trust import parse_root_certificates
-
     pems = tuple(n.string() for n in node.items(min_items=min_items, max_items=MAX_CERTIFICATES))
     for index, pem in enumerate(pems):
         node.child(index).convert(lambda _, pem=pem: parse_root_certificates([pem]))
@@ -31,16 +28,10 @@ def _pems(node: Node, *, min_items: int = 0) -> tuple[str, ...]:
 
 
 def aws_signer_trust(node: Node) -> AwsSignerTrust:
-    from ..notation.awssigner import check_pinned_root
-
     node.object(required=("signingProfileArns",),
                 optional=("rootCertificates", "customRootCertificates", "revocationCheck"))
-    arns = tuple(
-        n.string(pattern=_PROFILE_ARN,
-                 hint="use a signing profile ARN 'arn:aws:signer:<region>:<account>:/signing-profiles/<name>' "
-                      "or a profile-version ARN ending in '/<10-character version>'")
-        for n in node.child("signingProfileArns").items(min_items=1, max_items=50)
-    )
+    arns = tuple(n.convert(lambda _, n=n: parse_signing_profile_arn(n.string()))
+                 for n in node.child("signingProfileArns").items(min_items=1, max_items=50))
     roots = _pems(node.child("rootCertificates")) if node.has("rootCertificates") else ()
     for index, pem in enumerate(roots):
         node.child("rootCertificates").child(index).convert(lambda _, pem=pem: check_pinned_root(pem))
@@ -59,19 +50,13 @@ def aws_signer_trust(node: Node) -> AwsSignerTrust:
 
 
 def notation_x509_trust(node: Node) -> NotationX509Trust:
-    from ..notation.identity import parse_trusted_identity
-
     node.object(
         required=("rootCertificates", "trustedIdentities"),
         optional=("signingScheme", "tsaRootCertificates", "verificationLevel", "verifyTimestamp"),
     )
     identities_node = node.child("trustedIdentities")
     identities = tuple(n.string() for n in identities_node.items(min_items=1, max_items=100))
-    if "*" in identities and len(identities) > 1:
-        raise identities_node.fail("'*' trusts every identity and cannot be combined with other entries")
-    for index, identity in enumerate(identities):
-        if identity != "*":
-            identities_node.child(index).convert(lambda _, identity=identity: parse_trusted_identity(identity))
+    identities_node.convert(lambda _: parse_trusted_identities(identities))
     return NotationX509Trust(
         root_certificates=_pems(node.child("rootCertificates"), min_items=1),
         trusted_identities=identities,
