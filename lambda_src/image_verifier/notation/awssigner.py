@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -31,6 +32,7 @@ SIGNING_PROFILE_VERSION = "com.amazonaws.signer.signingProfileVersion"
 SIGNING_JOB = "com.amazonaws.signer.signingJob"
 AWS_SIGNER_ATTRIBUTES = frozenset({SIGNING_PROFILE_VERSION, SIGNING_JOB})
 PLATFORM_ID = "Notation-OCI-SHA384-ECDSA"
+REVOCATION_CACHE_SECONDS = 300.0  # how stale a "not revoked" answer may get in a warm Lambda
 # DER SHA-256 of "CN=AWS Signer Code Signing Root CA G1,OU=Cryptography,O=AWS,ST=WA,C=US" (expires 2122),
 # published at https://d2hvyiie56hcat.cloudfront.net/aws-signer-notation-root.cert
 AWS_SIGNER_ROOT_SHA256 = "90a87d0543c3f094dbff9589b6649affe2f3d6e0f308799be2258461c686473f"
@@ -98,13 +100,17 @@ class SignerRevocationChecker:
 
     `clients` is a boto3 `signer` client, or a function from region to one: the call goes to the
     region of the signing profile (AWS Signer signatures are regional and partition-isolated).
-    Answers of "not revoked" are remembered for the checker's lifetime, because the same signature
-    is often verified for several containers of one deployment.
+    Answers of "not revoked" are remembered for `cache_seconds`, because the same signature is often
+    verified for several containers of one deployment; the bound keeps a warm Lambda from missing a
+    revocation for longer than that.
     """
 
-    def __init__(self, clients: SignerClient | Callable[[str], SignerClient]) -> None:
+    def __init__(self, clients: SignerClient | Callable[[str], SignerClient], *,
+                 cache_seconds: float = REVOCATION_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._clients = clients
-        self._not_revoked: set[tuple[Any, ...]] = set()
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._not_revoked: dict[tuple[Any, ...], float] = {}
 
     def _client(self, profile_version_arn: str) -> SignerClient:
         if hasattr(self._clients, "get_revocation_status"):
@@ -115,7 +121,7 @@ class SignerRevocationChecker:
         """Return quietly when nothing is revoked; raise SignatureRevokedError or AwsUnavailableError."""
         hashes = certificate_hashes(chain)
         key = (profile_version_arn, job_arn, signing_time, tuple(hashes))
-        if key in self._not_revoked:
+        if self._not_revoked.get(key, float("-inf")) > self._clock():
             return
         try:
             response = self._client(profile_version_arn).get_revocation_status(
@@ -134,7 +140,7 @@ class SignerRevocationChecker:
             raise SignatureRevokedError(
                 "; ".join(_describe_revoked(entity, profile_version_arn, job_arn, chain, hashes) for entity in revoked)
             )
-        self._not_revoked.add(key)
+        self._not_revoked[key] = self._clock() + self._cache_seconds
 
 
 def _describe_revoked(
