@@ -7,9 +7,7 @@ without one) and are not trusted for anything.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any, Mapping
+from typing import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..errors import SignatureIntegrityError
 from ..oci import Descriptor, Manifest, strict_json_loads
 from ..policy.keys import hash_for
-from .payload import check_required_annotations
+from .payload import check_required_annotations, decode_base64
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 _BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
@@ -42,15 +40,6 @@ def pae(payload_type: str, body: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
 
 
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise SignatureIntegrityError(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureIntegrityError(f"{what} is not valid base64") from exc
-
-
 def verify_bundle(
     raw: bytes,
     *,
@@ -69,13 +58,13 @@ def verify_bundle(
     payload_type = envelope.get("payloadType")
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise SignatureIntegrityError(f"the DSSE payload type is {payload_type!r}, not {IN_TOTO_PAYLOAD_TYPE}")
-    body = _b64(envelope.get("payload"), "the DSSE payload")
+    body = decode_base64(envelope.get("payload"), "the DSSE payload")
     signatures = envelope.get("signatures")
     if not isinstance(signatures, list) or not 1 <= len(signatures) <= MAX_DSSE_SIGNATURES:
         raise SignatureIntegrityError("the DSSE envelope must carry between 1 and 8 signatures")
     signed = pae(payload_type, body)
     for entry in signatures:
-        signature = _b64(entry.get("sig") if isinstance(entry, dict) else None, "a DSSE signature")
+        signature = decode_base64(entry.get("sig") if isinstance(entry, dict) else None, "a DSSE signature")
         try:
             key.verify(signature, signed, ec.ECDSA(hash_for(key)))
             break

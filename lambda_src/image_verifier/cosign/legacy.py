@@ -8,16 +8,13 @@ being verified.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import SignatureIdentityError, SignatureIntegrityError
 from ..oci import Descriptor
 from ..policy.keys import hash_for
-from .payload import SimpleSigningPayload, check_required_annotations
+from .payload import SimpleSigningPayload, check_required_annotations, decode_base64
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -39,10 +36,7 @@ def layer_signature(layer: Descriptor) -> bytes:
         raise SignatureIntegrityError(f"layer {layer.digest} has no {SIGNATURE_ANNOTATION} annotation")
     if len(encoded) > MAX_SIGNATURE_B64:
         raise SignatureIntegrityError(f"the signature annotation of layer {layer.digest} is implausibly long")
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureIntegrityError(f"the signature annotation of layer {layer.digest} is not valid base64") from exc
+    return decode_base64(encoded, f"the signature annotation of layer {layer.digest}")
 
 
 def verify_simple_signing(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -54,6 +56,16 @@ class SimpleSigningPayload:
             "optional": dict(self.annotations) or None,
         }
         return json.dumps(document, separators=(",", ":")).encode()
+
+
+def decode_base64(value: object, what: str) -> bytes:
+    """Strict standard base64 (cosign and protobuf JSON both write it padded), else an integrity error."""
+    if not isinstance(value, str):
+        raise SignatureIntegrityError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureIntegrityError(f"{what} is not valid base64") from exc
 
 
 def check_required_annotations(found: Mapping[str, str], required: Mapping[str, str]) -> None:
