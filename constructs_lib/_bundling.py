@@ -1,0 +1,161 @@
+"""Local, Docker-free bundling of the verifier runtime into a Lambda asset.
+
+`RuntimeBundler` implements ``cdk.ILocalBundling``: ``pip install --platform ... --only-binary=:all:``
+fetches the runtime's third-party wheels for the Lambda's CPU and Python version into a cache
+directory keyed by (requirements, platform, Python version), once per machine; every bundling
+then copies that cache, the runtime package (``image_verifier``, without tests or ``__pycache__``)
+and any extra files (the admission policy) into the asset directory. The Docker image in
+``BundlingOptions`` is a name that does not exist: if local bundling ever declined, synth fails
+instead of silently pulling an image.
+
+Why boto3 is bundled although the Lambda runtime ships one: the hook calls
+``ecs:DescribeServiceRevisions`` (added to botocore in November 2024) and reads revision fields
+added later (``overrides.runtimePlatform``); the runtime's SDK version is not under our control,
+so the asset pins the botocore whose service model the tests were written against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+# Keep in step with the runtime dependencies in pyproject.toml (cbor2 is not imported by the
+# runtime and is left out). Exact pins: the asset must not change when PyPI does.
+RUNTIME_REQUIREMENTS: tuple[str, ...] = (
+    "asn1crypto==1.5.1",
+    "aws-lambda-powertools==3.37.0",
+    "boto3==1.44.5",
+    "cryptography==50.0.2",
+    "urllib3==2.8.0",
+)
+RUNTIME_PACKAGE = "image_verifier"
+CACHE_DIR_ENV = "SIGNED_IMAGES_BUNDLE_CACHE"  # overrides <cwd>/.cache/lambda-bundles
+NO_DOCKER_IMAGE = "local-bundling-only/no-docker-image"  # never pulled: try_bundle always succeeds or raises
+PIP_TIMEOUT_SECONDS = 900
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".pytest_cache")
+_ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+def runtime_source_dir() -> Path:
+    """The directory of the runtime package (``lambda_src/image_verifier`` in the repository)."""
+    import image_verifier
+
+    return Path(image_verifier.__file__).resolve().parent
+
+
+def platform_tags(architecture: str, python_version: str) -> tuple[str, ...]:
+    """manylinux tags the Lambda can load: Python 3.12+ runs on Amazon Linux 2023 (glibc 2.34)."""
+    if architecture not in _ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(_ARCHITECTURES)}, got {architecture!r}")
+    machine = _ARCHITECTURES[architecture]
+    major, minor = (int(p) for p in python_version.split("."))
+    if (major, minor) >= (3, 12):
+        return (f"manylinux_2_28_{machine}", f"manylinux2014_{machine}")
+    return (f"manylinux2014_{machine}",)  # Amazon Linux 2 (glibc 2.26)
+
+
+@jsii.implements(ILocalBundling)
+class RuntimeBundler:
+    """Bundles the verifier runtime for one (architecture, Python version) without Docker."""
+
+    def __init__(self, *, architecture: str, python_version: str, extra_files: Mapping[str, str] | None = None,
+                 requirements: Sequence[str] = RUNTIME_REQUIREMENTS, cache_root: Path | None = None,
+                 source_dir: Path | None = None) -> None:
+        self.architecture = architecture
+        self.python_version = python_version
+        self.platforms = platform_tags(architecture, python_version)
+        self.requirements = tuple(sorted(requirements))
+        self.extra_files = dict(extra_files or {})
+        self.cache_root = cache_root or Path(os.environ.get(CACHE_DIR_ENV) or Path.cwd() / ".cache" / "lambda-bundles")
+        self.source_dir = source_dir or runtime_source_dir()
+
+    # -- ILocalBundling ---------------------------------------------------------------------------
+    def try_bundle(self, output_dir: str, *, image: DockerImage | None = None, **_options: object) -> bool:
+        out = Path(output_dir)
+        shutil.copytree(self.dependencies(), out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+        shutil.copytree(self.source_dir, out / RUNTIME_PACKAGE, dirs_exist_ok=True, ignore=_IGNORED)
+        for name, text in self.extra_files.items():
+            (out / name).write_text(text, encoding="utf-8")
+        return True
+
+    # -- the wheel cache --------------------------------------------------------------------------
+    @property
+    def cache_key(self) -> str:
+        blob = json.dumps({"requirements": self.requirements, "platforms": self.platforms,
+                           "python": self.python_version, "implementation": "cp"}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache_root / f"py{self.python_version}-{self.architecture}-{self.cache_key}"
+
+    def dependencies(self) -> Path:
+        """The installed wheels for this platform, downloading them only when not cached yet."""
+        target = self.cache_dir
+        if (target / ".complete").exists():
+            return target
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=self.cache_root))
+        try:
+            command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-input",
+                       "--disable-pip-version-check", "--only-binary=:all:", "--implementation", "cp",
+                       "--python-version", self.python_version, "--target", str(staging)]
+            for tag in self.platforms:
+                command += ["--platform", tag]
+            result = subprocess.run([*command, *self.requirements], capture_output=True, text=True,
+                                    timeout=PIP_TIMEOUT_SECONDS, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"pip could not fetch the Lambda runtime's wheels for {self.platforms[0]}, Python "
+                    f"{self.python_version} (exit {result.returncode}): {result.stderr.strip()[-2000:]}; "
+                    "check network access to your package index (pip config), or pre-fill "
+                    f"{target} on a machine that has it"
+                )
+            shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: useless in Lambda
+            for cache in staging.rglob("__pycache__"):
+                shutil.rmtree(cache, ignore_errors=True)
+            (staging / ".complete").write_text("\n".join(self.requirements) + "\n", encoding="utf-8")
+            try:
+                staging.rename(target)
+            except OSError:
+                if not (target / ".complete").exists():  # lost a race only if the winner finished
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    # -- the asset --------------------------------------------------------------------------------
+    def asset_hash(self) -> str:
+        """A stable hash of what goes into the asset: requirements, platform, source, extra files."""
+        digest = hashlib.sha256(self.cache_key.encode())
+        for path in sorted(p for p in self.source_dir.rglob("*") if p.is_file() and not _skipped(p, self.source_dir)):
+            digest.update(str(path.relative_to(self.source_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+        for name in sorted(self.extra_files):
+            digest.update(name.encode() + b"\0" + self.extra_files[name].encode() + b"\0")
+        return digest.hexdigest()
+
+    def code(self) -> lambda_.Code:
+        """``lambda_.Code`` for this bundle: local bundling only, custom (stable) asset hash."""
+        return lambda_.Code.from_asset(
+            str(self.source_dir),
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=self.asset_hash(),
+            bundling=BundlingOptions(image=DockerImage.from_registry(NO_DOCKER_IMAGE), local=self),
+        )
+
+
+def _skipped(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts
+    return any(p in ("__pycache__", "tests", ".pytest_cache") for p in parts) or path.suffix in (".pyc", ".pyo") \
+        or path.name.startswith("test_")
