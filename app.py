@@ -12,6 +12,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from reference import BreakGlassStack, SigningStack
+from reference.admission_stack import add_admission_stack
 
 
 def build_app(outdir: str | None = None) -> App:
@@ -19,6 +20,7 @@ def build_app(outdir: str | None = None) -> App:
     app = App(outdir=outdir, analytics_reporting=False)
     SigningStack(app, "SignedImagesSigning")
     BreakGlassStack(app, "SignedImagesBreakGlass")
+    add_admission_stack(app)
     # write_suppressions_to_cloud_formation keeps each acknowledgement and its reason in the
     # template metadata, where scripts/synth_report.py and reviewers read them.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))

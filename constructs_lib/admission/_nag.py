@@ -37,7 +37,12 @@ def render(value: Any) -> str:
 
 
 def acknowledge_wildcards(construct: IConstruct, resources: Sequence[str], reason: str) -> None:
-    """Acknowledge IAM5 for each resource of ``construct``'s policy that ends in a wildcard."""
+    """Acknowledge IAM5 for each resource of ``construct``'s policy that holds a wildcard.
+
+    Rendered twice: now, so that aspects that copy acknowledgements into the template metadata
+    (cdk-nag's ``write_suppressions_to_cloud_formation``) see them, and again once references
+    across stacks are resolved, where the rendering can differ.
+    """
 
     def acknowledge() -> list[str]:
         stack = Stack.of(construct)
@@ -47,4 +52,5 @@ def acknowledge_wildcards(construct: IConstruct, resources: Sequence[str], reaso
                 Validations.of(construct).acknowledge(Acknowledgment(id=f"{IAM5}[Resource::{text}]", reason=reason))
         return []
 
+    acknowledge()
     add_validation(construct, acknowledge)

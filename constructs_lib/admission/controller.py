@@ -187,7 +187,8 @@ class AdmissionController(Construct):
             security_groups=list(security_groups) or None,
             description="Admits an ECS service revision only when its container images are signed (lifecycle hook)",
         )
-        self.function.node.add_dependency(self.role)
+        # The function's first invocation must find its permissions in place.
+        self.function.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
         if vpc is not None:
             from aws_cdk import Acknowledgment, Validations
 
