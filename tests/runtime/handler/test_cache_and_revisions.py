@@ -1,0 +1,100 @@
+"""The warm verdict cache and the ECS revision reader (botocore Stubber, documented shapes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from image_verifier.errors import AwsUnavailableError
+from image_verifier.handler.cache import VerdictCache
+from image_verifier.handler.ecs import RevisionReader
+from image_verifier.platform import Platform
+from image_verifier.verdict import Outcome, Verdict
+from tests.runtime.handler.hook_support import REVISION_ARN, TASK_DEFINITION_ARN, StubbedEcs
+
+DIGEST = "sha256:" + "ab" * 32
+ARM = Platform(os="linux", architecture="arm64")
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _verdict(outcome: Outcome, image: str = "registry.example.com/app:v1", digest: str | None = DIGEST) -> Verdict:
+    return Verdict(image=image, digest=digest, outcome=outcome, reasons=("because",))
+
+
+def test_cache_returns_a_final_verdict_until_it_expires_under_the_new_tag():
+    clock = Clock()
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=10, clock=clock)
+    cache.put(_verdict(Outcome.VERIFIED), ARM, "sha256:policy")
+    hit = cache.get("registry.example.com/app:v2", DIGEST, ARM, "sha256:policy")
+    assert hit is not None and hit.image == "registry.example.com/app:v2" and hit.outcome is Outcome.VERIFIED
+    clock.now = 301
+    assert cache.get("registry.example.com/app:v2", DIGEST, ARM, "sha256:policy") is None
+
+
+def test_cache_keeps_rejections_briefly_and_unavailable_never():
+    clock = Clock()
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=10, clock=clock)
+    cache.put(_verdict(Outcome.REJECTED), ARM, "p")
+    cache.put(_verdict(Outcome.UNAVAILABLE, image="registry.example.com/other:v1"), ARM, "p")
+    assert len(cache) == 1
+    clock.now = 31
+    assert cache.get("registry.example.com/app:v1", DIGEST, ARM, "p") is None
+
+
+def test_cache_misses_on_another_policy_platform_repository_or_a_tag_only_request():
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=10)
+    cache.put(_verdict(Outcome.VERIFIED), ARM, "p")
+    assert cache.get("registry.example.com/app:v1", DIGEST, ARM, "q") is None
+    assert cache.get("registry.example.com/app:v1", DIGEST, Platform(os="linux", architecture="amd64"), "p") is None
+    assert cache.get("registry.example.com/other:v1", DIGEST, ARM, "p") is None
+    assert cache.get("registry.example.com/app:v1", None, ARM, "p") is None
+
+
+def test_cache_is_bounded():
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=2)
+    for n in range(5):
+        cache.put(_verdict(Outcome.VERIFIED, image=f"registry.example.com/app{n}:v1"), ARM, "p")
+    assert len(cache) == 2
+
+
+def test_reads_images_and_platform_and_caches_the_task_definition():
+    ecs = StubbedEcs()
+    ecs.revision([("app", "registry.example.com/app:v1", DIGEST), ("sidecar", "registry.example.com/s:v1", None)],
+                 runtime_platform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"})
+    ecs.revision([("app", "registry.example.com/app:v1", DIGEST)], describe_task_definition=False)
+    reader = RevisionReader(lambda region: ecs.client)
+    first = reader.read(REVISION_ARN, "us-east-1")
+    assert first.platform == ARM and first.task_definition == TASK_DEFINITION_ARN
+    assert [(i.container_name, i.digest) for i in first.images] == [("app", DIGEST), ("sidecar", None)]
+    assert reader.read(REVISION_ARN, "us-east-1").platform == ARM  # no second DescribeTaskDefinition
+    ecs.stubber.assert_no_pending_responses()
+
+
+def test_reads_windows_tasks_as_windows_amd64():
+    ecs = StubbedEcs()
+    ecs.revision([("app", "registry.example.com/app:v1", DIGEST)],
+                 runtime_platform={"cpuArchitecture": "X86_64", "operatingSystemFamily": "WINDOWS_SERVER_2022_CORE"})
+    assert str(RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1").platform) == "windows/amd64"
+
+
+@pytest.mark.parametrize(("queue", "message"), [
+    ("missing", "did not describe"),
+    ("error", "ThrottlingException: Rate exceeded"),
+])
+def test_reports_ecs_failures_as_unavailable(queue, message):
+    ecs = StubbedEcs()
+    getattr(ecs, queue)()
+    with pytest.raises(AwsUnavailableError, match=message):
+        RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1")
+
+
+def test_reports_access_denied_as_unavailable_with_the_code():
+    ecs = StubbedEcs()
+    ecs.error("AccessDeniedException", "not authorized to perform: ecs:DescribeServiceRevisions")
+    with pytest.raises(AwsUnavailableError, match="AccessDeniedException"):
+        RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1")
