@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Mapping
 
 from .patterns import ImagePattern
@@ -160,7 +161,7 @@ class Policy:
 
         return policy_to_json(self)
 
-    @property
+    @cached_property  # a frozen dataclass without __slots__ may cache: the tree never changes
     def policy_hash(self) -> str:
         return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()
 
