@@ -308,3 +308,20 @@ def test_controller_and_hooks_are_clean_under_cdk_nag_and_cfn_lint(synthesized):
 def _logical(template: dict, type_: str, prefix: str = "") -> str:
     [logical] = [k for k in resources(template, type_) if k.startswith(prefix)]
     return logical
+
+
+def test_protects_a_service_in_another_stack_without_a_dependency_cycle():
+    # Given the controller in one stack and the service in another (same environment)
+    app, stack, controller, _ = _world()
+    services = new_stack(app, "Services")
+    vpc = ec2.Vpc(services, "Vpc", max_azs=2, nat_gateways=0, subnet_configuration=[
+        ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)])
+    service = _service(services, "Api", ecs.Cluster(services, "Cluster", vpc=vpc))
+    # When it is protected
+    controller.protect(service)
+    assembly = app.synth()
+    # Then the services stack depends on the controller's stack, never the other way round
+    template = assembly.get_stack_by_name("Services").template
+    assert "Fn::ImportValue" in json.dumps(template["Resources"][_logical(template, "AWS::ECS::Service")])
+    assert [d.id for d in assembly.get_stack_by_name(stack.stack_name).dependencies if d.id != "Stack.assets"] == []
+    assert "Stack" in [d.id for d in assembly.get_stack_by_name("Services").dependencies]
