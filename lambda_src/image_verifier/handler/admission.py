@@ -67,7 +67,10 @@ class AdmissionHandler:
                 self._telemetry.decision(record, latency_ms=record["latencyMs"])
                 return respond(status)
         finally:
-            self._telemetry.flush()
+            try:
+                self._telemetry.flush()
+            except Exception:  # noqa: BLE001 - lost metrics must not change the answer
+                self._telemetry.logger.exception("could not flush metrics")
 
     def _decide(self, hook: HookEvent, context: LambdaContext | None, started: float) -> dict[str, Any]:
         remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
@@ -86,7 +89,7 @@ class AdmissionHandler:
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts)]
-        record = self._record(hook, status, images=images, revision=revision, started=started, decision=decision)
+        record = self._record(hook, status, images=images, revision=revision, started=started)
         return self._answer(hook, status, record)
 
     def _verdicts(self, revision: Revision, deadline: Deadline) -> list[tuple[Verdict, bool]]:
@@ -125,7 +128,7 @@ class AdmissionHandler:
         return respond(status, callback_delay=self.settings.callback_delay, attempt=hook.attempt + 1)
 
     def _record(self, hook: HookEvent, status: HookStatus, *, images: list[dict[str, Any]], revision: Revision | None,
-                started: float, decision: Decision | None = None, error: str | None = None) -> dict[str, Any]:
+                started: float, error: str | None = None) -> dict[str, Any]:
         counts = {o.value: sum(1 for i in images if i["outcome"] == o.value) for o in Outcome}
         blocked = counts[Outcome.REJECTED.value] + counts[Outcome.UNAVAILABLE.value] > 0 or error is not None
         return {

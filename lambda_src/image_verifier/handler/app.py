@@ -52,13 +52,18 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a broken setup must still answer ECS, and fail closed
         _log_setup_failure(exc)
         return respond(HookStatus.FAILED)
-    return handler.handle(event, context)
+    try:
+        return handler.handle(event, context)
+    except Exception as exc:  # noqa: BLE001 - handle() answers every case; this is the last line of defence
+        _log_setup_failure(exc, "the admission function failed unexpectedly; answered FAILED")
+        return respond(HookStatus.FAILED)
 
 
-def _log_setup_failure(exc: Exception) -> None:
+def _log_setup_failure(exc: Exception,
+                       message: str = "the admission function is misconfigured; answered FAILED") -> None:
     import json
     import sys
 
     # Powertools may be what failed to build: write one JSON line by hand.
-    print(json.dumps({"level": "ERROR", "message": "the admission function is misconfigured; answered FAILED",
-                      "error": f"{type(exc).__name__}: {exc}"}), file=sys.stdout, flush=True)
+    print(json.dumps({"level": "ERROR", "message": message, "error": f"{type(exc).__name__}: {exc}"}),
+          file=sys.stdout, flush=True)

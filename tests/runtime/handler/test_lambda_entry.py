@@ -24,3 +24,13 @@ def test_importing_the_handler_builds_nothing_and_reads_no_environment():
               "assert a._handler is None; assert 'boto3' not in sys.modules, 'boto3 imported'; print('ok')")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_answers_failed_when_the_handler_itself_raises(monkeypatch, capsys):
+    class Broken:
+        def handle(self, event, context):
+            raise MemoryError("injected")
+
+    monkeypatch.setattr(app, "_handler", Broken())
+    assert app.lambda_handler({}, None) == {"hookStatus": "FAILED"}
+    assert "MemoryError: injected" in capsys.readouterr().out
