@@ -16,6 +16,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64  # cheaper per GB-second; the wheels 
 MEMORY_MB = 512  # cryptography and parallel registry reads; more memory also means more CPU
 # Well above a decision's usual second or two; a slow registry ends in IN_PROGRESS, not a timeout.
 TIMEOUT = Duration.seconds(60)
+MIN_TIMEOUT_SECONDS = 15  # leaves 10 seconds to decide after the margin
 DEADLINE_MARGIN_SECONDS = 5  # kept back from the timeout to write the audit record and answer
 MAX_ATTEMPTS = 3  # invocations per hook (IN_PROGRESS in between) before "unavailable" is final
 CALLBACK_DELAY = Duration.seconds(30)  # ECS's own default callBackDelay

@@ -123,6 +123,9 @@ class AdmissionController(Construct):
         if runtime.family != lambda_.RuntimeFamily.PYTHON or not runtime.name.startswith("python3."):
             raise ValueError(f"runtime must be a Python 3 runtime, got {runtime.name}")
         timeout = timeout or _defaults.TIMEOUT
+        if not _defaults.MIN_TIMEOUT_SECONDS <= timeout.to_seconds() <= 900:
+            raise ValueError(f"timeout must be between {_defaults.MIN_TIMEOUT_SECONDS} and 900 seconds, got "
+                             f"{timeout.to_seconds():g}; a decision ends {_defaults.DEADLINE_MARGIN_SECONDS} s before it")
         callback_delay = callback_delay or _defaults.CALLBACK_DELAY
 
         builder = PolicyBuilder(self)

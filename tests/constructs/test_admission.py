@@ -199,6 +199,13 @@ def test_rejects_signing_profiles_when_no_root_certificate_is_given():
         _world(custom_root_certificates=())
 
 
+def test_rejects_timeout_when_too_short_to_decide():
+    from aws_cdk import Duration
+
+    with pytest.raises(ValueError, match="timeout must be between 15 and 900 seconds, got 5"):
+        _world(timeout=Duration.seconds(5))
+
+
 def test_rejects_ecr_pattern_when_the_account_is_a_wildcard():
     with pytest.raises(ValueError, match="names an ECR registry with a wildcard"):
         _world(image_patterns=["*.dkr.ecr.us-east-1.amazonaws.com/team/**"])
