@@ -14,6 +14,7 @@ can use, with a break-glass key kept in its own account::
 
 from __future__ import annotations
 
+from .admission import AdmissionController, AdmissionExemption, AdmissionMode, RequireImageAdmission
 from .break_glass import BreakGlassSigningKey
 from .ci_roles import CiSigningRole, CodeBuildSigningRole, GitHubActionsSigningRole
 from .signing_key import CosignSigningKey, ISigningKey, KeyState, SigningKeyBase, SigningKeySpec
@@ -22,6 +23,9 @@ from .signing_rules import RegistrySigningRules, SigningRule
 from .supply_chain import CodeBuildTrust, GitHubActionsTrust, SignedImageSupplyChain
 
 __all__ = [
+    "AdmissionController",
+    "AdmissionExemption",
+    "AdmissionMode",
     "BreakGlassSigningKey",
     "CiSigningRole",
     "CodeBuildSigningRole",
@@ -34,6 +38,7 @@ __all__ = [
     "KeyState",
     "NotationSigningProfile",
     "RegistrySigningRules",
+    "RequireImageAdmission",
     "SignedImageSupplyChain",
     "SigningKeyBase",
     "SigningKeySpec",

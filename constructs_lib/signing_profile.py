@@ -12,7 +12,8 @@ from aws_cdk import aws_signer as signer
 from constructs import Construct
 
 from . import _actions, _defaults
-from ._grants import acknowledge_wildcard_resource
+from ._grants import construct_of
+from ._nag import acknowledge_wildcards
 from ._validation import require_literal, require_match
 
 PROFILE_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_]{2,64}")
@@ -80,21 +81,31 @@ class SigningProfileBase(Resource):
         )
 
     def grant_revocation_check(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Grant ``signer:GetRevocationStatus``, which verifiers call for Notation revocation checks.
+        """Grant ``signer:GetRevocationStatus`` for signatures made through this profile.
 
-        GetRevocationStatus takes no resource (the profile is a request parameter), so the
-        statement's resource is ``*``; the cdk-nag finding is acknowledged on the grantee.
+        The service authorization reference lists the signing profile and signing job resource
+        types for this action, so the grant names them: the profile, its versions (a signature
+        names its profile version) and the signing jobs of the profile's account and region.
         """
+        resources = revocation_check_resources(self)
         grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=list(_actions.SIGNER_REVOCATION_ACTIONS),
-            resource_arns=["*"],
+            grantee=grantee, actions=list(_actions.SIGNER_REVOCATION_ACTIONS), resource_arns=resources,
         )
-        acknowledge_wildcard_resource(
-            grantee,
-            "signer:GetRevocationStatus supports no resource-level permission; it only reads revocation status.",
-        )
+        target = construct_of(grantee)
+        if target is not None:
+            acknowledge_wildcards(target, resources, "Scoped wildcards only: every version of this signing profile "
+                                  "and the signing jobs of its account and region, which GetRevocationStatus names.")
         return grant
+
+
+def revocation_check_resources(profile: ISigningProfile) -> list[str]:
+    """What ``signer:GetRevocationStatus`` needs for this profile's signatures."""
+    jobs = Stack.of(profile).format_arn(
+        service="signer", region=profile.env.region, account=profile.env.account,
+        resource="/signing-jobs", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+    arn = profile.signing_profile_arn
+    return [arn, f"{arn}/*", jobs]
 
 
 class NotationSigningProfile(SigningProfileBase):

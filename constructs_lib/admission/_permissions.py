@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from .._actions import ECR_AUTH_ACTIONS, ECR_READ_ACTIONS, SIGNER_REVOCATION_ACTIONS
-from ..signing_profile import ISigningProfile
+from ..signing_profile import ISigningProfile, revocation_check_resources
 from ._policy import ECR_HOST
 
 ECS_DESCRIBE_REVISIONS_ACTIONS = ("ecs:DescribeServiceRevisions",)
@@ -61,8 +61,7 @@ def base_statements(scope: IConstruct, *, repository_arns: Sequence[str], key_ar
     if profiles:
         resources: list[str] = []
         for profile in profiles:
-            arn = profile.signing_profile_arn
-            resources += [arn, f"{arn}/*", _signing_jobs(scope, profile)]
+            resources += revocation_check_resources(profile)
         statements.append(iam.PolicyStatement(sid="SignerRevocation", actions=list(SIGNER_REVOCATION_ACTIONS),
                                               resources=_dedupe(resources)))
     return statements
@@ -77,13 +76,6 @@ def revision_arn(scope: IConstruct, *, cluster_name: str) -> str:
 def revision_statement(scope: IConstruct, *, cluster_name: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(actions=list(ECS_DESCRIBE_REVISIONS_ACTIONS),
                                resources=[revision_arn(scope, cluster_name=cluster_name)])
-
-
-def _signing_jobs(scope: IConstruct, profile: ISigningProfile) -> str:
-    """Signing jobs in the profile's account and region (GetRevocationStatus names the job too)."""
-    return Stack.of(scope).format_arn(service="signer", region=profile.env.region, account=profile.env.account,
-                                      resource="/signing-jobs", resource_name="*",
-                                      arn_format=ArnFormat.SLASH_RESOURCE_NAME)
 
 
 def _dedupe(values: Sequence[str]) -> list[str]:

@@ -25,7 +25,7 @@ from .._grants import acknowledge_wildcard_resource
 from ..signing_key import ISigningKey
 from ..signing_profile import ISigningProfile
 from . import _defaults
-from ._nag import acknowledge_wildcards
+from .._nag import acknowledge_wildcards
 from ._permissions import LAMBDA_INVOKE_ACTIONS, base_statements, ecr_repository_arn, revision_arn, revision_statement
 from ._policy import AdmissionExemption, PolicyBuilder
 from ._strategy_check import METADATA_KEY

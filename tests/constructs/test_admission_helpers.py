@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from constructs_lib.admission._nag import render
+from constructs_lib._nag import render
 from constructs_lib.admission._permissions import ecr_repository_arn
 
 
@@ -29,3 +29,17 @@ def test_renders_resolved_values_the_way_cdk_nag_names_findings():
                                {"Ref": "ClusterEB0386A7"}, "/*"]]}
     assert render(value) == "arn:<AWS::Partition>:ecs:us-east-1:111111111111:service-revision/<ClusterEB0386A7>/*"
     assert render({"Fn::GetAtt": ["Fn9270CBC0", "Arn"]}) == "<Fn9270CBC0.Arn>"
+
+
+def test_bundled_requirements_name_the_runtime_dependencies_of_the_package():
+    # Given the distribution's dependencies and the pins bundled into the Lambda asset
+    import tomllib
+    from pathlib import Path
+
+    from constructs_lib._bundling import RUNTIME_REQUIREMENTS
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    synth_only = {"aws-cdk-lib", "constructs"}
+    declared = {d.split(">")[0].split("=")[0].strip() for d in project["dependencies"]} - synth_only
+    # Then the two lists name the same packages
+    assert {r.split("==")[0] for r in RUNTIME_REQUIREMENTS} == declared

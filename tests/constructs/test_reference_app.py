@@ -16,7 +16,7 @@ def test_reference_app_is_clean_under_cdk_nag_and_cfn_lint(reference_app):
     # Given the synthesized reference app
     app, assembly = reference_app
     # Then
-    assert {s.stack_name for s in assembly.stacks} == {"SignedImagesSigning", "SignedImagesBreakGlass"}
+    assert {s.stack_name for s in assembly.stacks} == {"SignedImagesSigning", "SignedImagesBreakGlass", "SignedImagesAdmission"}
     assert_clean(app, assembly)
 
 

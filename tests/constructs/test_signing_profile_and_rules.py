@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import Environment, Stack
 from aws_cdk import aws_iam as iam
@@ -60,14 +62,17 @@ def test_grant_sign_gives_sign_payload_on_the_profile_only(synthesized):
     )
 
 
-def test_grant_revocation_check_is_acknowledged_for_its_wildcard_resource(synthesized):
+def test_grant_revocation_check_names_the_profile_its_versions_and_signing_jobs(synthesized):
     # Given
     app, assembly, stack, _profile = synthesized
-    # Then the statement is there, and the app is still clean under cdk-nag
-    Template.from_stack(stack).has_resource_properties(
-        "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": [{"Action": "signer:GetRevocationStatus", "Effect": "Allow", "Resource": "*"}]}},
-    )
+    # Then the statement names the profile, its versions and its signing jobs (no "*"), and the
+    # app is still clean under cdk-nag
+    policies = Template.from_stack(stack).find_resources("AWS::IAM::Policy")
+    [statement] = [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]
+                   if st["Action"] == "signer:GetRevocationStatus"]
+    rendered = json.dumps(statement["Resource"])
+    assert len(statement["Resource"]) == 3 and '"*"' not in rendered
+    assert ":/signing-jobs/*" in rendered and '"/*"' in rendered
     assert_clean(app, assembly)
 
 

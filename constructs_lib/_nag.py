@@ -15,7 +15,7 @@ from typing import Any
 from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
-from .._tree import add_validation
+from ._tree import add_validation
 
 IAM5 = "AwsSolutions-IAM5"
 
