@@ -27,20 +27,8 @@ pytestmark = pytest.mark.registry
 
 
 @pytest.fixture(scope="module")
-def key() -> KeyPair:
-    return KeyPair.generate()
-
-
-@pytest.fixture(scope="module")
 def break_glass_key() -> KeyPair:
     return KeyPair.generate()
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, key: KeyPair) -> Path:
-    path = tmp_path / "cosign.key"
-    path.write_bytes(key.private_pem)
-    return path
 
 
 def _policy(registry, key: KeyPair, break_glass: KeyPair | None = None, **top) -> dict:

@@ -24,18 +24,6 @@ from .cli_helpers import run_cli, sign, verify, write_policy
 pytestmark = pytest.mark.registry
 
 
-@pytest.fixture(scope="module")
-def key() -> KeyPair:
-    return KeyPair.generate()
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, key: KeyPair) -> Path:
-    path = tmp_path / "cosign.key"
-    path.write_bytes(key.private_pem)
-    return path
-
-
 def _policy(tmp_path: Path, registry_host: str, key: KeyPair, **extra) -> Path:
     return write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
                                                 images=f"{registry_host}/**", **extra))
