@@ -18,7 +18,7 @@ from .cosign.keys import CosignKeyResolver
 from .deadline import Deadline
 from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError, VerificationError
 from .evidence import Evidence
-from .oci import Manifest, Registry
+from .oci import Registry
 from .platform import Platform, select_platform
 from .policy import Policy, Rule, SignerKind, TrustedSigner
 from .reference import ImageReference, is_digest

@@ -13,7 +13,6 @@ from aws_cdk import Aspects, CfnParameter
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -120,7 +119,7 @@ def test_role_reads_only_the_repositories_keys_and_profiles_of_the_policy(synthe
     reads = by_sid["ReadImagesAndSignatures"]
     assert sorted(as_list(reads["Action"])) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     assert {"Fn::GetAtt": [_logical(template, "AWS::ECR::Repository"), "Arn"]} in reads["Resource"]
-    assert f"arn:aws:ecr:us-east-1:111111111111:repository/team/*" in reads["Resource"]
+    assert "arn:aws:ecr:us-east-1:111111111111:repository/team/*" in reads["Resource"]
     assert len(reads["Resource"]) == 2  # public.ecr.aws needs no IAM
     keys = by_sid["CosignPublicKeys"]
     assert keys["Action"] == "kms:GetPublicKey"

@@ -6,7 +6,6 @@ import hashlib
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import boto3
 import pytest

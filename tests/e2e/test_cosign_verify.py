@@ -12,7 +12,6 @@ import pytest
 from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, signature_tag
 from image_verifier.deadline import Deadline
 from image_verifier.oci import OCI_MANIFEST
-from image_verifier.platform import Platform
 from image_verifier.policy import Policy
 from image_verifier.verifier import ImageRequest
 from image_verifier.composition import build_verifier

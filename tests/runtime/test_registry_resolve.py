@@ -9,7 +9,7 @@ from image_verifier.errors import HostileArtifactError, ImageNotFoundError
 from image_verifier.oci import MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, Descriptor
 from image_verifier.reference import ImageReference
 from image_verifier.registry import MANIFEST_ACCEPT, RegistryClient
-from tests.support.fake_registry import FakeRegistry, Reply
+from tests.support.fake_registry import Reply
 from tests.support.images import build_image, push_image, push_index, sha256_digest, unique_repository
 
 

@@ -88,7 +88,7 @@ class AdmissionHandler:
         verdicts = self._verdicts(revision, deadline)
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
-        images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts)]
+        images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
         record = self._record(hook, status, images=images, revision=revision, started=started)
         return self._answer(hook, status, record)
 
@@ -102,10 +102,10 @@ class AdmissionHandler:
             requests = [ImageRequest(image=revision.images[i].image, digest=revision.images[i].digest,
                                      platform=revision.platform) for i in missing]
             fresh = self._verifier.decide(requests, deadline=deadline).verdicts
-            for i, verdict in zip(missing, fresh):
+            for i, verdict in zip(missing, fresh, strict=True):
                 found[i] = verdict
                 self._cache.put(verdict, revision.platform, policy_hash)
-        return [(v, i not in missing) for i, v in enumerate(found) if v is not None]
+        return [(v, i not in missing) for i, v in enumerate(found)]  # type: ignore[misc] - zip(strict) filled all
 
     def _status(self, decision: Decision, hook: HookEvent) -> HookStatus:
         if decision.admitted:

@@ -79,7 +79,7 @@ def profile_matches(trusted: str, profile_version_arn: str) -> bool:
 def certificate_hashes(chain: Sequence[x509.Certificate]) -> list[str]:
     """Leaf → root: hex(SHA-384(TBS)) of each certificate followed by that of its issuer."""
     tbs = [hashlib.sha384(cert.tbs_certificate_bytes).hexdigest() for cert in chain]
-    return [own + parent for own, parent in zip(tbs, [*tbs[1:], tbs[-1]])]
+    return [own + parent for own, parent in zip(tbs, [*tbs[1:], tbs[-1]], strict=True)]
 
 
 class SignerClient(Protocol):
@@ -150,7 +150,7 @@ def _describe_revoked(
         return f"signing profile version {profile_version_arn} is revoked"
     if entity.lower() == job_arn.lower():
         return f"signing job {job_arn} is revoked"
-    for cert, value in zip(chain, hashes):
+    for cert, value in zip(chain, hashes, strict=True):
         if entity.lower() == value:
             return f"certificate {describe(cert)} is revoked"
     return f"AWS Signer reports {entity} as revoked"

@@ -76,7 +76,7 @@ def check_chain_links(chain: Sequence[x509.Certificate], *, what: str) -> None:
             name = algorithm.name if algorithm else "no hash"
             raise SignatureIntegrityError(f"{what}: certificate {describe(cert)} is signed with {name}")
         _check_key_strength(cert, what)
-    for position, (child, parent) in enumerate(zip(chain, chain[1:])):
+    for position, (child, parent) in enumerate(zip(chain, chain[1:], strict=False)):
         if is_self_signed(child):
             raise SignatureIntegrityError(f"{what}: certificate {position} ({describe(child)}) is self-signed but not last")
         if not check_issued_by(child, parent):

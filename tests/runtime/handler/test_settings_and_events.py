@@ -10,7 +10,7 @@ from image_verifier.errors import PolicyError
 from image_verifier.handler.events import EventError, HookEvent, HookStatus, respond
 from image_verifier.handler.settings import Settings, SettingsError
 from tests.runtime.handler.hook_support import REVISION_ARN, SERVICE_ARN, hook_event
-from tests.support.cosign_material import KeyPair, cosign_policy
+from tests.support.cosign_material import cosign_policy
 
 POLICY = cosign_policy({"ci": {"kmsKeyArn": {"fromEnv": "CI_KEY_ARN"}}}, images="registry.example.com/**")
 KEY_ARN = "arn:aws:kms:us-east-1:111111111111:key/0f2e8a5c-1b7d-4c3e-9a6f-2d4b8e1c7a90"
