@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import VerificationError
 from .oci import IMAGE_MANIFEST_MEDIA_TYPES, Descriptor, Manifest
@@ -29,22 +30,29 @@ class Platform:
 
 
 def select_platform(index: Manifest, platform: Platform) -> Descriptor:
-    """The one image manifest of `index` for `platform`; an index without it is a rejection."""
-    candidates = []
-    for descriptor in index.manifests:
-        p = descriptor.platform or {}
-        if descriptor.media_type not in IMAGE_MANIFEST_MEDIA_TYPES:
-            continue
-        if p.get("os") != platform.os or p.get("architecture") != platform.architecture:
-            continue
-        if platform.variant and p.get("variant") not in (None, platform.variant):
-            continue
-        candidates.append(descriptor)
-    # arm64 manifests usually say variant v8; prefer an exact variant match, then the unqualified one
-    exact = [d for d in candidates if (d.platform or {}).get("variant") == platform.variant]
-    chosen = exact or candidates
-    if not chosen:
+    """The one image manifest of `index` for `platform`; anything less certain is a rejection.
+
+    Every entry the runtime might pull for the platform counts, whatever its media type: an entry
+    without a variant and one with the requested variant are the same platform to containerd
+    (arm64 is arm64/v8), and a nested index can stand for it too. Unless all of them are one
+    image manifest, which manifest runs would not be decided by the signature that is checked.
+    """
+    candidates = [d for d in index.manifests if _may_run_as(d.platform or {}, platform)]
+    if not candidates:
         raise VerificationError(f"the index {index.digest} has no manifest for platform {platform}")
-    if len({d.digest for d in chosen}) > 1:
+    for descriptor in candidates:
+        if descriptor.media_type not in IMAGE_MANIFEST_MEDIA_TYPES:
+            raise VerificationError(
+                f"the index {index.digest} lists {descriptor.digest} for platform {platform}, which is not an image "
+                f"manifest ({descriptor.media_type})"
+            )
+    if len({d.digest for d in candidates}) > 1:
         raise VerificationError(f"the index {index.digest} lists several different manifests for platform {platform}")
-    return chosen[0]
+    return candidates[0]
+
+
+def _may_run_as(listed: Mapping[str, Any], platform: Platform) -> bool:
+    if listed.get("os") != platform.os or listed.get("architecture") != platform.architecture:
+        return False
+    variant = listed.get("variant")
+    return variant is None or platform.variant is None or variant == platform.variant

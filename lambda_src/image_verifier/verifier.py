@@ -109,7 +109,11 @@ class ImageVerifier:
             try:
                 chosen = select_platform(subject, request.platform)
                 platform_digest = chosen.digest
-                targets.append(registry.get_manifest(ref, chosen.digest))
+                platform_manifest = registry.get_manifest(ref, chosen.digest)
+                if platform_manifest.is_index:  # the entry said image manifest; the bytes say otherwise
+                    raise VerificationError(f"the manifest {chosen.digest} listed for platform {request.platform} "
+                                            f"is not an image manifest ({platform_manifest.media_type})")
+                targets.append(platform_manifest)
             except VerificationError as exc:
                 return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
         reasons: list[str] = []

@@ -16,7 +16,7 @@ from image_verifier.policy import Policy
 from image_verifier.verifier import ImageRequest
 from image_verifier.composition import build_verifier
 from tests.support.cosign_material import KeyPair, fetch_raw, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
-from tests.support.images import canonical_json, push_blob, push_image, push_index, push_manifest, unique_repository
+from tests.support.images import canonical_json, push_blob, push_image, push_index, push_manifest, sha256_digest, unique_repository
 
 from .cli_helpers import run_cli, sign, verify, write_policy
 
@@ -293,3 +293,77 @@ def test_marks_verdict_as_break_glass_when_break_glass_key_satisfies_rule(regist
     assert as_json.verdicts[0]["breakGlass"] is True
     assert as_json.verdicts[0]["signer"] == "break-glass"
     assert "BREAK-GLASS" in for_people.out
+
+
+def _index_over(registry, repo: str, entries: list[dict]):
+    """Push an index with exactly these entries under the tag `multi`."""
+    from image_verifier.oci import OCI_INDEX
+    from tests.support.images import index_json
+
+    raw = index_json(entries)
+    return push_manifest(registry, repo, "multi", raw, OCI_INDEX)
+
+
+@pytest.mark.parametrize(("listed", "requested"), [
+    # the runtime may pick either entry: containerd treats arm64 and arm64/v8 as the same platform
+    ([{"os": "linux", "architecture": "arm64"}, {"os": "linux", "architecture": "arm64", "variant": "v8"}],
+     "linux/arm64/v8"),
+    ([{"os": "linux", "architecture": "arm64", "variant": "v8"}, {"os": "linux", "architecture": "arm64"}],
+     "linux/arm64"),
+])
+def test_rejects_index_when_another_manifest_is_listed_for_the_platform_beside_a_signed_one(
+        registry, tmp_path, key, key_file, listed, requested):
+    # Given an unsigned index that lists an unsigned manifest first and a copied, signed manifest second,
+    # both for the platform the task runs on
+    repo = unique_repository()
+    unsigned = push_image(registry, repo, None, layer_bytes=b"evil", platform="linux/arm64")
+    signed = push_image(registry, repo, None, layer_bytes=b"good", platform="linux/arm64")
+    sign(registry.host, key_file, str(signed.ref))
+    index = _index_over(registry, repo, [unsigned.descriptor(platform=listed[0]), signed.descriptor(platform=listed[1])])
+    # When it is verified for that platform
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(index.tag_ref), extra=("--platform", requested))
+    # Then it is rejected: which manifest runs is not decided by the signature
+    assert result.code == 1, result
+    assert "several different manifests for platform" in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_index_when_a_nested_index_is_listed_for_the_platform(registry, tmp_path, key, key_file):
+    # Given an index whose first linux/amd64 entry is itself an index (over an unsigned manifest),
+    # and whose second linux/amd64 entry is a signed manifest
+    from image_verifier.oci import OCI_INDEX
+
+    repo = unique_repository()
+    unsigned = push_image(registry, repo, None, layer_bytes=b"evil2", platform="linux/amd64")
+    signed = push_image(registry, repo, None, layer_bytes=b"good2", platform="linux/amd64")
+    sign(registry.host, key_file, str(signed.ref))
+    nested = push_index(registry, repo, None, [unsigned])
+    platform = {"os": "linux", "architecture": "amd64"}
+    index = _index_over(registry, repo, [nested.descriptor(platform=platform), signed.descriptor()])
+    # When it is verified for linux/amd64
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(index.tag_ref),
+                    extra=("--platform", "linux/amd64"))
+    # Then it is rejected, naming the entry that is not an image manifest
+    assert result.code == 1, result
+    assert "not an image manifest" in result.verdicts[0]["reasons"][0]
+    assert OCI_INDEX in result.verdicts[0]["reasons"][0]
+
+
+def test_rejects_index_when_its_platform_entry_names_an_image_manifest_but_is_an_index(registry, tmp_path, key, key_file):
+    # Given an index entry that claims to be an image manifest, but whose content is an index
+    # (no mediaType in the body; the registry serves it as an index), and that content is signed
+    from image_verifier.oci import OCI_INDEX
+
+    repo = unique_repository()
+    inner = push_image(registry, repo, None, layer_bytes=b"inner", platform="linux/amd64")
+    raw = canonical_json({"schemaVersion": 2, "manifests": [inner.descriptor()]})
+    disguised = push_manifest(registry, repo, sha256_digest(raw), raw, OCI_INDEX)
+    sign(registry.host, key_file, str(disguised.ref))
+    entry = {"mediaType": OCI_MANIFEST, "digest": disguised.digest, "size": disguised.size,
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    index = _index_over(registry, repo, [entry])
+    # When it is verified for linux/amd64
+    result = verify(registry.host, _policy(tmp_path, registry.host, key), str(index.tag_ref),
+                    extra=("--platform", "linux/amd64"))
+    # Then it is rejected: what the task runs must be an image manifest
+    assert result.code == 1, result
+    assert "is not an image manifest" in result.verdicts[0]["reasons"][0]
