@@ -3,6 +3,8 @@
 Steps: parse the event (a malformed one is answered FAILED); read the revision's images and
 platform from ECS; take final verdicts from the warm cache; verify the rest in parallel under one
 deadline (the Lambda's remaining time minus a margin); judge them with the policy's two modes.
+A call that overruns the deadline (boto3 calls cannot be interrupted) is not waited for past half
+the margin: the answer is then "unavailable", so ECS always gets one before the Lambda times out.
 When only `unavailable` verdicts stand in the way and attempts remain, answer IN_PROGRESS so that
 ECS calls again after `callBackDelay`; the attempt counter travels in `hookDetails`.
 
@@ -12,11 +14,12 @@ orchestration and is tested with real parts: the registry, a botocore-stubbed EC
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from ..deadline import Deadline
-from ..errors import UnavailableError
+from ..errors import DeadlineExceededError, UnavailableError
 from ..policy import Mode, Policy
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
@@ -27,6 +30,7 @@ from .settings import MIN_DECISION_SECONDS, Settings
 from .telemetry import Telemetry, image_entry
 
 FALLBACK_REMAINING_SECONDS = 30.0  # when called without a Lambda context (local runs)
+T = TypeVar("T")
 
 
 class LambdaContext(Protocol):
@@ -80,17 +84,24 @@ class AdmissionHandler:
         try:
             if budget < MIN_DECISION_SECONDS:
                 raise UnavailableError(f"only {remaining:.1f}s left in the invocation; no time to verify")
-            revision = self._revisions.read(hook.revision_arn, hook.region)
+            # boto3 calls (ECS here; KMS, Signer, ECR login in the verifier) cannot be cut short by the
+            # deadline. Wait for them until half the margin is gone, then answer without them: a Lambda
+            # that times out gives ECS no answer (a rollback whatever the modes say) and leaves no record.
+            revision, verdicts = _finish_within(budget + self.settings.deadline_margin / 2,
+                                                lambda: self._read_and_verify(hook, deadline))
         except UnavailableError as exc:
             status = self._judge_unavailable(hook)
             record = self._record(hook, status, images=[], revision=None, started=started, error=str(exc))
             return self._answer(hook, status, record)
-        verdicts = self._verdicts(revision, deadline)
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
         record = self._record(hook, status, images=images, revision=revision, started=started)
         return self._answer(hook, status, record)
+
+    def _read_and_verify(self, hook: HookEvent, deadline: Deadline) -> tuple[Revision, list[tuple[Verdict, bool]]]:
+        revision = self._revisions.read(hook.revision_arn, hook.region)
+        return revision, self._verdicts(revision, deadline)
 
     def _verdicts(self, revision: Revision, deadline: Deadline) -> list[tuple[Verdict, bool]]:
         """One verdict per container, in order, each with whether it came from the cache."""
@@ -154,3 +165,29 @@ class AdmissionHandler:
             "breakGlass": any(i["breakGlass"] for i in images),
             "error": error,
         }
+
+
+def _finish_within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()`'s result, or `DeadlineExceededError` once `seconds` have passed without one.
+
+    The work runs in a daemon thread that is left behind on overrun: it ends with its own call's
+    timeout, and what it finishes then (a cached verdict) is still correct.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which judges it
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="admission-decision", daemon=True).start()
+    if not done.wait(max(seconds, 0.0)):
+        raise DeadlineExceededError(f"the decision did not finish before the deadline ({seconds:.1f}s): a call to "
+                                    "ECS, KMS, Signer or a registry overran it")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
