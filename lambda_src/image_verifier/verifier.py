@@ -9,7 +9,7 @@ manifest; no rule means `rejected`. Errors never escape: they become verdicts.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, Sequence
@@ -26,6 +26,7 @@ from .signer_checks import check_cosign, check_notation
 from .verdict import Decision, Outcome, SignerMatch, Verdict
 
 MAX_PARALLEL_IMAGES = 8  # a task definition holds at most 10 containers; threads mostly wait on I/O
+DEADLINE_GRACE_SECONDS = 0.25  # lets a call that fails at the deadline give its own, more precise reason
 logger = logging.getLogger(__name__)
 
 
@@ -54,14 +55,29 @@ class ImageVerifier:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     def decide(self, requests: Sequence[ImageRequest], *, deadline: Deadline) -> Decision:
-        """Verify every image in parallel under one deadline and judge them together."""
+        """Verify every image in parallel under one deadline and judge them together.
+
+        Registry calls honour the deadline themselves, but boto3 calls (KMS, Signer) cannot be cut
+        short; an image still being verified when the deadline passes is judged `unavailable` and
+        its thread is left to finish on its own.
+        """
         session = self._registry.bound(deadline)
-        if len(requests) <= 1:
-            verdicts = tuple(self._verify(r, session) for r in requests)
-        else:
-            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_IMAGES, len(requests))) as pool:
-                verdicts = tuple(pool.map(lambda r: self._verify(r, session), requests))
+        if not requests:
+            return Decision.judge((), self.policy)
+        pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_IMAGES, len(requests)), thread_name_prefix="verify")
+        try:
+            futures = [pool.submit(self._verify, r, session) for r in requests]
+            wait(futures, timeout=max(deadline.remaining(), 0.0) + DEADLINE_GRACE_SECONDS)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        verdicts = tuple(f.result() if f.done() and not f.cancelled() else self._overdue(r)
+                         for r, f in zip(requests, futures, strict=True))
         return Decision.judge(verdicts, self.policy)
+
+    @staticmethod
+    def _overdue(request: ImageRequest) -> Verdict:
+        return Verdict(image=request.image, digest=request.digest, outcome=Outcome.UNAVAILABLE,
+                       reasons=("the verification deadline passed before this image was verified",))
 
     def _verify(self, request: ImageRequest, registry: Registry) -> Verdict:
         try:
