@@ -132,6 +132,9 @@ class ImageVerifier:
                 targets.append(platform_manifest)
             except VerificationError as exc:
                 return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
+            except UnavailableError as exc:
+                return self._verdict(request, digest, Outcome.UNAVAILABLE,
+                                     [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name)
         reasons: list[str] = []
         unavailable = False
         for target in targets:

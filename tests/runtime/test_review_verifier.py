@@ -49,3 +49,52 @@ def test_reports_unavailable_within_deadline_when_a_kms_call_overruns_it(registr
     assert all("deadline" in v.reasons[0] for v in decision.verdicts)
     assert [v.image for v in decision.verdicts] == [str(i.ref) for i in images]
     assert not decision.admitted
+
+
+def _manifest(document: dict[str, Any]) -> Manifest:
+    raw = canonical_json(document)
+    return Manifest.parse(digest=sha256_digest(raw), raw=raw, content_type=None)
+
+
+class _IndexThenOutage:
+    """A registry that serves one index, then fails every other read as unreachable."""
+
+    def __init__(self, index: Manifest) -> None:
+        self.index = index
+
+    def bound(self, deadline: Deadline) -> _IndexThenOutage:
+        return self
+
+    def resolve(self, ref: Any) -> Manifest:
+        return self.index
+
+    def get_manifest(self, ref: Any, digest: str) -> Manifest:
+        raise RegistryUnavailableError(f"registry.example.com did not answer in time while fetching {digest}")
+
+    def find_tag(self, ref: Any, tag: str) -> Manifest | None:
+        raise RegistryUnavailableError("registry.example.com did not answer in time")
+
+    def get_blob(self, *args: Any, **kwargs: Any) -> bytes:
+        raise RegistryUnavailableError("registry.example.com did not answer in time")
+
+    def referrers(self, *args: Any, **kwargs: Any) -> list[Any]:
+        raise RegistryUnavailableError("registry.example.com did not answer in time")
+
+
+def test_reports_unavailable_not_an_internal_error_when_platform_manifest_cannot_be_fetched():
+    # Given an index whose platform manifest the registry cannot serve in time
+    platform_manifest = _manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})
+    index = _manifest({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": platform_manifest.digest,
+         "size": platform_manifest.size, "platform": {"os": "linux", "architecture": "amd64"}}]})
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}},
+                                            images="registry.example.com/**"))
+    verifier = ImageVerifier(policy, registry=_IndexThenOutage(index), cosign_keys=CosignKeyResolver())
+    # When it is verified for that platform
+    decision = verifier.decide([ImageRequest(image="registry.example.com/app:v1", platform=Platform.parse("linux/amd64"))],
+                               deadline=Deadline.after(5.0))
+    # Then the verdict is unavailable (unavailableMode decides), not a rejection for an "internal error"
+    [verdict] = decision.verdicts
+    assert verdict.outcome is Outcome.UNAVAILABLE, verdict
+    assert "did not answer in time" in verdict.reasons[0]
+    assert "internal error" not in verdict.reasons[0]
