@@ -162,6 +162,20 @@ def test_refuses_mixed_revision_and_records_every_image(registry, key, key_file)
     assert record["counts"] == {"verified": 1, "exempt": 0, "rejected": 1, "unavailable": 0}
 
 
+def test_refuses_revision_when_an_unsigned_container_is_only_in_the_task_definition(registry, key, key_file):
+    # Given a revision whose containerImages lists only the signed container of its task definition
+    signed = _signed(registry, key_file, layer=b"listed-signed")
+    unsigned = push_image(registry, unique_repository(), "v1", layer_bytes=b"unlisted-unsigned")
+    ecs = StubbedEcs()
+    ecs.revision([("app", str(signed.ref), signed.digest)],
+                 task_containers=[("app", str(signed.ref)), ("worker", str(unsigned.tag_ref))])
+    admission = admission_handler(_policy(registry, key), ecs, insecure_registries=[registry.host])
+    # When / Then the task definition decides what runs: the unlisted container is verified and refused
+    assert admission.handle(hook_event()) == {"hookStatus": "FAILED"}
+    record = admission.audit_records()[0]
+    assert [(i["container"], i["outcome"]) for i in record["images"]] == [("app", "verified"), ("worker", "rejected")]
+
+
 def test_admits_unsigned_image_in_audit_mode_and_says_so(registry, key):
     image = push_image(registry, unique_repository(), "v1", layer_bytes=b"audit-mode")
     ecs = StubbedEcs()

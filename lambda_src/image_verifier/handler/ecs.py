@@ -3,6 +3,9 @@
 `DescribeServiceRevisions` gives `containerImages[{containerName, image, imageDigest}]` and the task
 definition ARN; at PRE_SCALE_UP `imageDigest` may still be empty (ECS resolves tags from the first
 task it starts), so an empty digest is left to the verifier, which resolves the tag itself.
+The task definition is what the tasks run, so every one of its containers is verified, with the
+digest ECS lists for it where there is one; a container ECS lists that the task definition does
+not declare is verified too.
 `DescribeTaskDefinition` gives `runtimePlatform` (absent means linux/amd64); a revision's
 `overrides.runtimePlatform.cpuArchitecture`, which ECS sets when tasks really run on another
 architecture than the task definition says, wins. Task definitions are immutable, so their
@@ -73,7 +76,7 @@ class RevisionReader:
         override = ((revision.get("overrides") or {}).get("runtimePlatform") or {}).get("cpuArchitecture")
         if override:
             platform = Platform(os=platform.os, architecture=_architecture(override))
-        images = _container_images(revision.get("containerImages") or ()) or declared
+        images = _every_container(declared, _container_images(revision.get("containerImages") or ()))
         if not images:
             raise AwsUnavailableError(f"neither {revision_arn} nor {task_definition} lists a container image")
         return Revision(arn=revision_arn, task_definition=task_definition, platform=platform, images=images)
@@ -89,7 +92,7 @@ class RevisionReader:
         family = runtime.get("operatingSystemFamily") or "LINUX"
         platform = Platform(os="windows" if family.startswith("WINDOWS") else "linux",
                             architecture=_architecture(runtime.get("cpuArchitecture") or "X86_64"))
-        # The task definition's own images: used only if a revision lists none (never seen, but cheap).
+        # The task definition's own images: what the tasks will run, listed by ECS or not.
         declared = _container_images(
             {"containerName": c.get("name", ""), "image": c.get("image")} for c in definition.get("containerDefinitions") or ()
         )
@@ -104,6 +107,20 @@ def _architecture(value: str) -> str:
     if value not in _ARCHITECTURES:
         raise AwsUnavailableError(f"unknown cpuArchitecture {value!r} (expected X86_64 or ARM64)")
     return _ARCHITECTURES[value]
+
+
+def _every_container(declared: tuple[ContainerImage, ...],
+                     listed: tuple[ContainerImage, ...]) -> tuple[ContainerImage, ...]:
+    """The task definition's containers in its order, each with ECS's digest where ECS lists the
+    same container and image; then whatever ECS lists beyond them."""
+    images: list[ContainerImage] = []
+    for container in declared:
+        same = [i for i in listed if (i.container_name, i.image) == (container.container_name, container.image)]
+        images.append(same[0] if same else container)
+    images += [i for i in listed if i not in images]
+    if len(images) > MAX_CONTAINERS:
+        raise AwsUnavailableError(f"ECS listed more than {MAX_CONTAINERS} containers")
+    return tuple(images)
 
 
 def _container_images(items: Any) -> tuple[ContainerImage, ...]:

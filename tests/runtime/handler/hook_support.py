@@ -69,8 +69,12 @@ class StubbedEcs:
 
     def revision(self, containers: Sequence[tuple[str, str, str | None]], *, revision_arn: str = REVISION_ARN,
                  task_definition: str = TASK_DEFINITION_ARN, runtime_platform: Mapping[str, str] | None = None,
-                 overrides: Mapping[str, Any] | None = None, describe_task_definition: bool = True) -> None:
-        """Queue DescribeServiceRevisions (and DescribeTaskDefinition) answers for one decision."""
+                 overrides: Mapping[str, Any] | None = None, describe_task_definition: bool = True,
+                 task_containers: Sequence[tuple[str, str]] | None = None) -> None:
+        """Queue DescribeServiceRevisions (and DescribeTaskDefinition) answers for one decision.
+
+        The task definition's containers are the revision's unless `task_containers` names others.
+        """
         revision: dict[str, Any] = {
             "serviceRevisionArn": revision_arn, "serviceArn": SERVICE_ARN,
             "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
@@ -86,7 +90,8 @@ class StubbedEcs:
         if describe_task_definition:
             definition: dict[str, Any] = {
                 "taskDefinitionArn": task_definition, "family": "payments-api", "revision": 7,
-                "containerDefinitions": [{"name": name, "image": image} for name, image, _ in containers],
+                "containerDefinitions": [{"name": name, "image": image} for name, image in
+                                         (task_containers or [(n, i) for n, i, _ in containers])],
                 "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
             }
             if runtime_platform is not None:

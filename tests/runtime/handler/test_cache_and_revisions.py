@@ -75,6 +75,18 @@ def test_reads_images_and_platform_and_caches_the_task_definition():
     ecs.stubber.assert_no_pending_responses()
 
 
+def test_reads_every_container_of_the_task_definition_even_when_the_revision_lists_fewer():
+    # Given a revision whose containerImages leaves out a container its task definition runs
+    ecs = StubbedEcs()
+    ecs.revision([("app", "registry.example.com/app:v1", DIGEST)],
+                 task_containers=[("app", "registry.example.com/app:v1"), ("sidecar", "registry.example.com/s:v1")])
+    # When it is read
+    revision = RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1")
+    # Then the left-out container is verified too (by tag: ECS gave no digest for it)
+    assert [(i.container_name, i.image, i.digest) for i in revision.images] == [
+        ("app", "registry.example.com/app:v1", DIGEST), ("sidecar", "registry.example.com/s:v1", None)]
+
+
 def test_reads_windows_tasks_as_windows_amd64():
     ecs = StubbedEcs()
     ecs.revision([("app", "registry.example.com/app:v1", DIGEST)],
