@@ -36,10 +36,12 @@ class VerdictCache:
         if not digest:
             return None
         try:
-            name = ImageReference.parse(image).name
+            ref = ImageReference.parse(image)
         except Exception:  # noqa: BLE001 - an unparsable reference is simply not cached
             return None
-        return (name, digest, str(platform or ""), policy_hash)
+        if ref.digest and ref.digest != digest:
+            return None  # the verifier refuses a pin that ECS does not run; a cached verdict must not hide that
+        return (ref.name, digest, str(platform or ""), policy_hash)
 
     def get(self, image: str, digest: str | None, platform: Platform | None, policy_hash: str) -> Verdict | None:
         key = self.key(image, digest, platform, policy_hash)

@@ -55,6 +55,17 @@ def test_cache_misses_on_another_policy_platform_repository_or_a_tag_only_reques
     assert cache.get("registry.example.com/app:v1", None, ARM, "p") is None
 
 
+def test_cache_misses_when_the_reference_pins_another_digest_than_ecs_runs():
+    # Given a verified verdict for DIGEST
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=10)
+    cache.put(_verdict(Outcome.VERIFIED), ARM, "p")
+    # When a task definition pins another digest but ECS says it runs DIGEST
+    pinned = "registry.example.com/app@sha256:" + "cd" * 32
+    # Then the cache does not answer: the verifier refuses that mismatch, and the cache must agree
+    assert cache.get(pinned, DIGEST, ARM, "p") is None
+    assert cache.get("registry.example.com/app@" + DIGEST, DIGEST, ARM, "p") is not None
+
+
 def test_cache_is_bounded():
     cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=2)
     for n in range(5):
