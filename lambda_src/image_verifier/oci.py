@@ -87,10 +87,7 @@ class Manifest:
         """Parse manifest bytes whose digest the caller has already checked."""
         if len(raw) > MAX_MANIFEST_BYTES:
             raise HostileArtifactError(f"manifest {digest} is larger than {MAX_MANIFEST_BYTES} bytes")
-        try:
-            data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HostileArtifactError(f"manifest {digest} is not valid JSON: {exc}") from exc
+        data = strict_json_loads(raw, what=f"manifest {digest}")
         if not isinstance(data, dict):
             raise HostileArtifactError(f"manifest {digest} is not a JSON object")
         media_type = data.get("mediaType") or content_type or ""

@@ -42,7 +42,11 @@ def check_cosign(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: Co
     reasons: list[str] = []
 
     # 1. the legacy `.sig` tag: cheapest, two requests per signature
-    manifest = evidence.cosign_signatures()
+    try:
+        manifest = evidence.cosign_signatures()
+    except VerificationError as exc:  # junk at the tag must not hide a bundle signature
+        manifest = None
+        reasons.append(f"{signature_tag(evidence.digest)}: {exc}")
     for index, layer in enumerate(manifest.layers[:MAX_SIGNATURE_CANDIDATES] if manifest else []):
         try:
             signature = layer_signature(layer)

@@ -1,0 +1,48 @@
+"""Review findings on hostile registry content: junk in one place must not crash or hide evidence elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from image_verifier.cosign.legacy import signature_tag
+from image_verifier.deadline import Deadline
+from image_verifier.errors import HostileArtifactError
+from image_verifier.composition import build_verifier
+from image_verifier.oci import OCI_MANIFEST, Manifest
+from image_verifier.policy import Policy
+from image_verifier.verdict import Outcome
+from image_verifier.verifier import ImageRequest
+from tests.support.cosign_material import KeyPair, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
+from tests.support.images import canonical_json, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
+
+DEPTH = 5000  # Go's JSON decoder (the registry) accepts 10000 levels; Python's recursion limit is 1000
+
+
+def _deeply_nested_manifest() -> bytes:
+    """A valid OCI manifest with an unknown field nested DEPTH levels deep (registries ignore unknown fields)."""
+    config = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": empty_config().descriptor(),
+                             "layers": []})
+    return config[:-1] + b',"x":' + b"[" * DEPTH + b"]" * DEPTH + b"}"
+
+
+def test_rejects_manifest_with_a_reason_when_its_json_is_nested_too_deeply():
+    raw = _deeply_nested_manifest()
+    with pytest.raises(HostileArtifactError, match="is not valid JSON"):
+        Manifest.parse(digest=sha256_digest(raw), raw=raw, content_type=OCI_MANIFEST)
+
+
+def test_admits_bundle_signed_image_when_a_deeply_nested_sig_manifest_is_pushed_beside_it(registry, registry_client):
+    # Given an image signed with a cosign v3 bundle, and junk pushed at its legacy `.sig` tag
+    key = KeyPair.generate()
+    image = push_image(registry, unique_repository(), "v1")
+    push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest)))
+    push_blob(registry, image.repository, empty_config().data)
+    push_manifest(registry, image.repository, signature_tag(image.digest), _deeply_nested_manifest(), OCI_MANIFEST)
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
+    # When it is verified
+    decision = build_verifier(policy, registry=registry_client).decide([ImageRequest(image=str(image.ref))],
+                                                                       deadline=Deadline.after(30))
+    # Then the junk is not evidence, and the bundle still verifies
+    [verdict] = decision.verdicts
+    assert verdict.outcome is Outcome.VERIFIED, verdict
+    assert verdict.signers[0].format == "cosign-bundle"
