@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from .errors import VerificationError
 from .oci import IMAGE_MANIFEST_MEDIA_TYPES, Descriptor, Manifest
 
-_PLATFORM = re.compile(r"^([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?$")
+_PLATFORM = re.compile(r"([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,7 +20,7 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        match = _PLATFORM.match(text)
+        match = _PLATFORM.fullmatch(text)
         if not match:
             raise ValueError(f"invalid platform {text!r}; use os/architecture[/variant], e.g. linux/arm64")
         return cls(os=match[1], architecture=match[2], variant=match[3])

@@ -16,15 +16,16 @@ DEFAULT_REGISTRY = "docker.io"
 _REGISTRY_API_HOSTS = {"docker.io": "registry-1.docker.io"}
 MAX_REFERENCE_LENGTH = 2048  # well above any real reference; bounds the regexes below
 
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
+# Always used with fullmatch: `$` would also match before a trailing newline.
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST_RE = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?")
 
 
 def is_digest(value: str) -> bool:
     """True when `value` is a canonical `sha256:`/`sha512:` digest in lower-case hex."""
-    return bool(_DIGEST_RE.match(value))
+    return bool(_DIGEST_RE.fullmatch(value))
 
 
 def _looks_like_registry(component: str) -> bool:
@@ -58,13 +59,14 @@ class ImageReference:
         colon = name.rfind(":")
         if colon > last_slash:
             name, tag = name[:colon], name[colon + 1 :]
-            if not _TAG_RE.match(tag):
+            if not _TAG_RE.fullmatch(tag):
                 raise InvalidReferenceError(f"invalid tag {tag!r} in {raw!r}")
         parts = name.split("/")
         if len(parts) > 1 and _looks_like_registry(parts[0]):
             registry, path = parts[0], parts[1:]
-            if not _HOST_RE.match(registry):
+            if not _HOST_RE.fullmatch(registry):
                 raise InvalidReferenceError(f"invalid registry host {registry!r} in {raw!r}")
+            registry = registry.lower()  # host names are case-insensitive: one spelling, one policy rule
         else:
             registry, path = DEFAULT_REGISTRY, parts
         if registry == "index.docker.io":
@@ -72,7 +74,7 @@ class ImageReference:
         if registry == DEFAULT_REGISTRY and len(path) == 1:
             path = ["library", *path]
         for component in path:
-            if not _COMPONENT_RE.match(component):
+            if not _COMPONENT_RE.fullmatch(component):
                 raise InvalidReferenceError(
                     f"invalid repository component {component!r} in {raw!r}: use lower-case letters, digits and . _ -"
                 )

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 from ..errors import PolicyError
 
 T = TypeVar("T")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
 
 
 class Node:
@@ -80,7 +80,7 @@ class Node:
 
     def timestamp(self) -> datetime:
         text = self.string()
-        if not _RFC3339.match(text):
+        if not _RFC3339.fullmatch(text):
             raise self.fail(f"{text!r} is not an RFC 3339 time with a zone, e.g. '2027-01-31T00:00:00Z'")
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00"))

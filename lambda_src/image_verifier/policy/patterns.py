@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 MAX_PATTERN_LENGTH = 255  # Docker caps a repository name at 255 characters; also bounds the overlap search depth
-_ALLOWED = re.compile(r"^[a-z0-9.\-_:/*\[\]]+$")
+_ALLOWED = re.compile(r"[a-z0-9.\-_:/*\[\]]+")
 
 _STAR, _GLOBSTAR = "\x00*", "\x00**"
 
@@ -35,7 +35,7 @@ class ImagePattern:
             raise ValueError(f"image pattern is longer than {MAX_PATTERN_LENGTH} characters")
         if "@" in text or (":" in text.split("/", 1)[-1] and "/" in text):
             raise ValueError(f"image pattern {text!r} must not contain a tag or digest; patterns match registry/repository")
-        if not _ALLOWED.match(text):
+        if not _ALLOWED.fullmatch(text):
             raise ValueError(
                 f"image pattern {text!r} has characters outside lower-case letters, digits, '.', '-', '_', ':', '/' and '*'"
             )
