@@ -74,7 +74,7 @@ class Node:
         return self.value
 
     def choice(self, choices: Mapping[str, T]) -> T:
-        if self.value not in choices:
+        if not isinstance(self.value, str) or self.value not in choices:  # a list or object is not hashable
             raise self.fail(f"expected one of {', '.join(repr(c) for c in choices)}, got {self.value!r}")
         return choices[self.value]
 
