@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _seconds(text: str) -> float:
+    """A timeout: a positive, finite number of seconds (nan would disable every deadline check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m image_verifier", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -41,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="a registry that may be reached over plain http (repeatable)")
     verify.add_argument("--platform", type=Platform.parse, default=None,
                         help="verify the manifest for this platform of a multi-arch index too, e.g. linux/arm64")
-    verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
+    verify.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS,
                         help="seconds for the whole decision (default %(default)s)")
     verify.add_argument("--json", action="store_true", help="print one JSON object per image")
     verify.add_argument("images", nargs="+", metavar="IMAGE")
@@ -54,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--annotation", "-a", action="append", default=[], metavar="K=V",
                       help="a signed annotation (repeatable)")
     sign.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT")
-    sign.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
+    sign.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS)
     sign.add_argument("image", metavar="IMAGE@DIGEST")
     return parser
 
