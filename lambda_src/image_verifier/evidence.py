@@ -46,7 +46,9 @@ class Evidence:
     def blob(self, descriptor: Descriptor, *, max_bytes: int) -> bytes:
         if descriptor.size > max_bytes:
             raise HostileArtifactError(f"blob {descriptor.digest} declares {descriptor.size} bytes, more than {max_bytes}")
-        return self._once(("blob", descriptor.digest), lambda: self.registry.get_blob(self.ref, descriptor, max_bytes=max_bytes))  # type: ignore[return-value]
+        # Keyed by size too: a cached blob must still be what this descriptor (and its limit) allows.
+        return self._once(("blob", descriptor.digest, descriptor.size),  # type: ignore[return-value]
+                          lambda: self.registry.get_blob(self.ref, descriptor, max_bytes=max_bytes))
 
     def referrers(self) -> tuple[Descriptor, ...]:
         return self._once("referrers", lambda: tuple(self.registry.referrers(self.ref, self.digest)))  # type: ignore[return-value]

@@ -46,3 +46,24 @@ def test_admits_bundle_signed_image_when_a_deeply_nested_sig_manifest_is_pushed_
     [verdict] = decision.verdicts
     assert verdict.outcome is Outcome.VERIFIED, verdict
     assert verdict.signers[0].format == "cosign-bundle"
+
+
+def test_rejects_blob_when_a_second_descriptor_understates_the_size_of_a_cached_blob(registry, registry_client):
+    # Given a 100 KiB blob, read once as a bundle (limit 1 MiB) and cached for the decision
+    from image_verifier.cosign.bundle import MAX_BUNDLE_BYTES
+    from image_verifier.cosign.legacy import MAX_PAYLOAD_BYTES
+    from image_verifier.evidence import Evidence
+    from image_verifier.oci import Descriptor
+
+    image = push_image(registry, unique_repository(), "v1")
+    data = b"x" * (100 * 1024)
+    digest = push_blob(registry, image.repository, data)
+    session = registry_client.bound(Deadline.after(30))
+    evidence = Evidence(session, image.ref, session.resolve(image.ref))
+    honest = Descriptor(media_type="application/octet-stream", digest=digest, size=len(data))
+    assert evidence.blob(honest, max_bytes=MAX_BUNDLE_BYTES) == data
+    # When another descriptor names the same digest with a size under the payload limit (64 KiB)
+    understated = Descriptor(media_type="application/octet-stream", digest=digest, size=10)
+    # Then the cache does not hand out more bytes than that descriptor (and its limit) allow
+    with pytest.raises(HostileArtifactError, match="more than the limit of 10"):
+        evidence.blob(understated, max_bytes=MAX_PAYLOAD_BYTES)
