@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, signature_tag
+from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, signature_tag
 from image_verifier.deadline import Deadline
 from image_verifier.oci import OCI_MANIFEST
 from image_verifier.policy import Policy
@@ -367,3 +367,50 @@ def test_rejects_index_when_its_platform_entry_names_an_image_manifest_but_is_an
     # Then it is rejected: what the task runs must be an image manifest
     assert result.code == 1, result
     assert "is not an image manifest" in result.verdicts[0]["reasons"][0]
+
+
+def test_matches_docker_reference_after_normalizing_it_when_the_rule_asks_for_it(registry, tmp_path, key, key_file):
+    # Given a rule that requires the payload to name the image's own repository
+    image = push_image(registry, unique_repository(), "v1")
+    policy = _policy(tmp_path, registry.host, key, matchDockerReference=True)
+    # When the signature names it (as cosign does: registry/repository, no tag), Then it is admitted
+    sign(registry.host, key_file, str(image.ref))
+    assert verify(registry.host, policy, str(image.ref)).code == 0
+
+
+def test_rejects_signature_naming_another_repository_when_the_rule_matches_docker_reference(
+        registry, tmp_path, key):
+    # Given a valid signature for this digest whose payload names another repository (a mirror)
+    from image_verifier.cosign.payload import SimpleSigningPayload
+
+    image = push_image(registry, unique_repository(), "v1")
+    payload = SimpleSigningPayload(docker_reference=f"{registry.host}/elsewhere/app",
+                                   manifest_digest=image.digest).to_bytes()
+    _push_sig_layer(registry, image, payload, key.sign(payload))
+    policy = _policy(tmp_path, registry.host, key, matchDockerReference=True)
+    # When / Then: refused with the rule, admitted without it (cosign's default ignores the reference)
+    refused = verify(registry.host, policy, str(image.ref))
+    assert refused.code == 1
+    assert "but the rule requires" in refused.verdicts[0]["reasons"][0]
+    assert verify(registry.host, _policy(tmp_path, registry.host, key), str(image.ref)).code == 0
+
+
+def _push_sig_layer(registry, image, payload: bytes, signature: bytes) -> None:
+    from tests.support.images import Blob, empty_config
+
+    config = empty_config()
+    layer = Blob(data=payload, media_type=SIMPLE_SIGNING_MEDIA_TYPE,
+                 annotations={SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()})
+    for blob in (config, layer):
+        push_blob(registry, image.repository, blob.data)
+    manifest = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                               "layers": [layer.descriptor()]})
+    push_manifest(registry, image.repository, signature_tag(image.digest), manifest, OCI_MANIFEST)
+
+
+def test_docker_hub_references_compare_by_repository_name():
+    from image_verifier.cosign.legacy import _repository_name
+
+    assert _repository_name("index.docker.io/library/nginx") == "docker.io/library/nginx"
+    assert _repository_name("docker.io/library/nginx:1.27") == "docker.io/library/nginx"
+    assert _repository_name("not a reference") is None

@@ -135,3 +135,13 @@ def test_finds_an_image_both_patterns_match(a, b, overlap):
 def test_rejects_image_pattern_when_it_is_malformed(text):
     with pytest.raises(ValueError):
         ImagePattern.parse(text)
+
+
+def test_rejects_policy_when_two_signers_share_one_key():
+    # Given two names for one key, which would let one signature satisfy an all-of rule twice
+    document = _doc()
+    document["trustedSigners"].append({"name": "ci-again", "cosignKey": {"publicKeyPem": PEM}})
+    # When / Then
+    with pytest.raises(PolicyError, match="uses the same key as signer 'ci'") as caught:
+        Policy.from_json(document)
+    assert caught.value.path == "trustedSigners[2]"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import SignatureIdentityError, SignatureIntegrityError
+from ..errors import InvalidReferenceError, SignatureIdentityError, SignatureIntegrityError
 from ..oci import Descriptor
 from ..policy.keys import hash_for
+from ..reference import ImageReference
 from .payload import SimpleSigningPayload, check_required_annotations, decode_base64
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -58,9 +59,21 @@ def verify_simple_signing(
         raise SignatureIntegrityError(
             f"the signature is for {parsed.manifest_digest}, not {subject_digest} (copied from another image?)"
         )
-    if expected_reference is not None and parsed.docker_reference != expected_reference:
+    if expected_reference is not None and _repository_name(parsed.docker_reference) != expected_reference:
         raise SignatureIdentityError(
             f"the signature names {parsed.docker_reference!r}, but the rule requires {expected_reference!r}"
         )
     check_required_annotations(parsed.annotations, required_annotations or {})
     return parsed
+
+
+def _repository_name(reference: str) -> str | None:
+    """`registry/repository` of a payload's docker-reference, normalized as image references are.
+
+    cosign writes Docker Hub images as `index.docker.io/library/nginx`; skopeo adds a tag. Both
+    name the same repository as `nginx`.
+    """
+    try:
+        return ImageReference.parse(reference).name
+    except InvalidReferenceError:
+        return None

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from ..errors import PolicyError
 from ..reference import is_digest
 from ._reader import Node
-from .keys import validate_cosign_public_key
+from .keys import key_id, load_cosign_public_key, validate_cosign_public_key
 from .notation_fields import aws_signer_document, aws_signer_trust, notation_x509_document, notation_x509_trust
 from .model import (
     POLICY_VERSION,
@@ -47,6 +47,7 @@ def policy_from_json(raw: str | bytes | Mapping[str, Any], *, environ: Mapping[s
         raise version.fail(f"unsupported policy version {version.value!r}; this verifier reads version {POLICY_VERSION!r}")
     signers = tuple(_signer(n) for n in root.child("trustedSigners").items(min_items=1, max_items=MAX_SIGNERS))
     _unique([s.name for s in signers], root.child("trustedSigners"), "signer name")
+    _refuse_shared_keys(signers, root.child("trustedSigners"))
     known = {s.name for s in signers}
     rules_node = root.child("rules")
     rules = tuple(_rule(n, known) for n in rules_node.items(min_items=1, max_items=MAX_RULES))
@@ -93,6 +94,21 @@ def _unique(names: list[str], node: Node, what: str) -> None:
         if name in seen:
             raise node.child(index).fail(f"duplicate {what} {name!r}; names must be unique")
         seen.add(name)
+
+
+def _refuse_shared_keys(signers: tuple[TrustedSigner, ...], node: Node) -> None:
+    """One cosign key under two names would let one signature satisfy an all-of rule twice."""
+    owners: dict[str, str] = {}
+    for index, signer in enumerate(signers):
+        trust = signer.trust
+        if not isinstance(trust, CosignKeyTrust):
+            continue
+        identity = trust.kms_key_arn or key_id(load_cosign_public_key(trust.public_key_pem.encode()))  # type: ignore[union-attr]
+        if identity in owners:
+            raise node.child(index).fail(
+                f"signer {signer.name!r} uses the same key as signer {owners[identity]!r}; give each key one name"
+            )
+        owners[identity] = signer.name
 
 
 def _signer(node: Node) -> TrustedSigner:
