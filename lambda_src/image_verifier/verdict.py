@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +51,9 @@ class Verdict:
     signers: tuple[SignerMatch, ...] = ()
     platform_digest: str | None = None  # the platform manifest chosen from an index, if any
     exemption: str | None = None  # the exemption's reason when outcome is EXEMPT
+    # When the verdict stops being true by itself (an exemption expires, a key's window ends):
+    # whoever keeps verdicts (the Lambda's cache) must not reuse it past this time.
+    valid_until: datetime | None = None
 
     @property
     def break_glass(self) -> bool:
@@ -67,6 +71,7 @@ class Verdict:
             "signers": [s.to_json() for s in self.signers],
             "breakGlass": self.break_glass,
             "exemption": self.exemption,
+            "validUntil": self.valid_until.isoformat() if self.valid_until else None,
         }
 
 

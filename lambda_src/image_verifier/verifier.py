@@ -20,7 +20,7 @@ from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError,
 from .evidence import Evidence
 from .oci import Registry
 from .platform import Platform, select_platform
-from .policy import Policy, Rule, SignerKind, TrustedSigner
+from .policy import CosignKeyTrust, Policy, Rule, SignerKind, TrustedSigner
 from .reference import ImageReference, is_digest
 from .signer_checks import check_cosign, check_notation
 from .verdict import Decision, Outcome, SignerMatch, Verdict
@@ -107,7 +107,7 @@ class ImageVerifier:
             if exemption is not None and not exemption.digests:
                 return self._verdict(request, ref.digest, Outcome.EXEMPT,
                                      [f"exempt: {exemption.reason}", f"digest not resolved: {exc}"],
-                                     exemption=exemption.reason)
+                                     exemption=exemption.reason, valid_until=exemption.expires)
             return self._verdict(request, ref.digest, Outcome.UNAVAILABLE, [f"could not resolve {ref}: {exc}"])
         except VerificationError as exc:
             return self._verdict(request, ref.digest, Outcome.REJECTED, [f"could not resolve {ref}: {exc}"])
@@ -115,7 +115,8 @@ class ImageVerifier:
         exemption = self.policy.exemption_for(ref.name, digest, now)
         if exemption is not None:
             return self._verdict(request, digest, Outcome.EXEMPT, [f"exempt until {exemption.expires.isoformat()}: "
-                                                                    f"{exemption.reason}"], exemption=exemption.reason)
+                                                                    f"{exemption.reason}"], exemption=exemption.reason,
+                                 valid_until=exemption.expires)
         if rule is None:
             return self._verdict(request, digest, Outcome.REJECTED,
                                  [f"no rule matches {ref.name}; add a rule (or an exemption) to the policy"])
@@ -144,7 +145,8 @@ class ImageVerifier:
                 signed_by = ", ".join(m.signer for m in matches)
                 return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
                                signers=tuple(matches), platform_digest=platform_digest,
-                               reasons=(f"signed by {signed_by} on the {label} {target.digest}",))
+                               reasons=(f"signed by {signed_by} on the {label} {target.digest}",),
+                               valid_until=self._keys_valid_until(matches))
             unavailable = unavailable or outcome is Outcome.UNAVAILABLE
             reasons.extend(f"{label} {target.digest}: {r}" for r in target_reasons)
         return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
@@ -177,8 +179,14 @@ class ImageVerifier:
             return check_cosign(signer, rule, evidence, self._cosign_keys, now)
         return check_notation(signer, rule, evidence, now, self._revocation)
 
+    def _keys_valid_until(self, matches: list[SignerMatch]) -> datetime | None:
+        """The earliest end of a validity window among the cosign keys that satisfied the rule."""
+        ends = [trust.valid_until for trust in (self.policy.signer(m.signer).trust for m in matches)
+                if isinstance(trust, CosignKeyTrust) and trust.valid_until is not None]
+        return min(ends, default=None)
+
     @staticmethod
     def _verdict(request: ImageRequest, digest: str | None, outcome: Outcome, reasons: list[str], *,
-                 rule: str | None = None, exemption: str | None = None) -> Verdict:
+                 rule: str | None = None, exemption: str | None = None, valid_until: datetime | None = None) -> Verdict:
         return Verdict(image=request.image, digest=digest, outcome=outcome, reasons=tuple(reasons), rule=rule,
-                       exemption=exemption)
+                       exemption=exemption, valid_until=valid_until)

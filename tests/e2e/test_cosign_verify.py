@@ -414,3 +414,22 @@ def test_docker_hub_references_compare_by_repository_name():
     assert _repository_name("index.docker.io/library/nginx") == "docker.io/library/nginx"
     assert _repository_name("docker.io/library/nginx:1.27") == "docker.io/library/nginx"
     assert _repository_name("not a reference") is None
+
+
+def test_verdict_says_until_when_it_holds_when_the_key_window_or_exemption_ends(registry, registry_client, key,
+                                                                                 key_file):
+    # Given a key valid until a fixed time, and an exemption that expires earlier for another image
+    image = push_image(registry, unique_repository(), "v1")
+    vendor = push_image(registry, unique_repository(), "v1", layer_bytes=b"vendor")
+    sign(registry.host, key_file, str(image.ref))
+    document = cosign_policy({"ci": {"publicKeyPem": key.public_pem, "validUntil": "2099-01-01T00:00:00Z"}},
+                             images=f"{registry.host}/**")
+    document["exemptions"] = [{"images": [vendor.ref.name], "reason": "TICKET-7: vendor image, owner ops",
+                               "expires": "2098-01-01T00:00:00Z"}]
+    verifier = build_verifier(Policy.from_json(document), registry=registry_client)
+    # When both are verified
+    signed, exempt = verifier.decide([ImageRequest(image=str(image.ref)), ImageRequest(image=str(vendor.ref))],
+                                     deadline=Deadline.after(30)).verdicts
+    # Then each verdict carries the end of what made it true
+    assert signed.valid_until == datetime(2099, 1, 1, tzinfo=timezone.utc)
+    assert exempt.valid_until == datetime(2098, 1, 1, tzinfo=timezone.utc)

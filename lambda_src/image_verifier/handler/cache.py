@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Callable
 
 from ..platform import Platform
@@ -24,10 +25,12 @@ _Key = tuple[str, str, str, str]
 
 class VerdictCache:
     def __init__(self, *, ttl: float, rejection_ttl: float, max_entries: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._ttl = {Outcome.VERIFIED: ttl, Outcome.EXEMPT: ttl, Outcome.REJECTED: rejection_ttl}
         self._max = max_entries
         self._clock = clock
+        self._wall_clock = wall_clock
         self._entries: OrderedDict[_Key, tuple[float, Verdict]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -61,6 +64,8 @@ class VerdictCache:
     def put(self, verdict: Verdict, platform: Platform | None, policy_hash: str) -> None:
         """Remember a final verdict under the digest that was verified (a tag was resolved once)."""
         ttl = self._ttl.get(verdict.outcome, 0.0)
+        if verdict.valid_until is not None:  # an exemption or a key window ends sooner than the TTL
+            ttl = min(ttl, (verdict.valid_until - self._wall_clock()).total_seconds())
         key = self.key(verdict.image, verdict.digest, platform, policy_hash)
         if key is None or ttl <= 0 or self._max <= 0:
             return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from image_verifier.errors import AwsUnavailableError
@@ -34,6 +37,23 @@ def test_cache_returns_a_final_verdict_until_it_expires_under_the_new_tag():
     assert hit is not None and hit.image == "registry.example.com/app:v2" and hit.outcome is Outcome.VERIFIED
     clock.now = 301
     assert cache.get("registry.example.com/app:v2", DIGEST, ARM, "sha256:policy") is None
+
+
+def test_cache_forgets_a_verdict_when_its_exemption_or_key_window_ends_before_the_ttl():
+    # Given an exempt verdict whose exemption ends in 10 s, with a 300 s TTL
+    clock = Clock()
+    wall = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    cache = VerdictCache(ttl=300, rejection_ttl=30, max_entries=10, clock=clock, wall_clock=lambda: wall)
+    exempt = replace(_verdict(Outcome.EXEMPT), valid_until=wall + timedelta(seconds=10))
+    cache.put(exempt, ARM, "p")
+    # When 9 s have passed it is still reused; Then at 10 s it is gone
+    clock.now = 9
+    assert cache.get("registry.example.com/app:v1", DIGEST, ARM, "p") is not None
+    clock.now = 10
+    assert cache.get("registry.example.com/app:v1", DIGEST, ARM, "p") is None
+    # And a verdict already past its end is never stored
+    cache.put(replace(exempt, valid_until=wall - timedelta(seconds=1)), ARM, "p")
+    assert cache.get("registry.example.com/app:v1", DIGEST, ARM, "p") is None
 
 
 def test_cache_keeps_rejections_briefly_and_unavailable_never():
