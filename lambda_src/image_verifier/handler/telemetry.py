@@ -46,21 +46,8 @@ class Metrics(Protocol):
 
 
 def image_entry(container: str, verdict: Verdict, *, cached: bool) -> dict[str, Any]:
-    """One image in the audit record: what ran, what was verified, and who signed it."""
-    return {
-        "container": container,
-        "image": verdict.image,
-        "digest": verdict.digest,
-        "platformDigest": verdict.platform_digest,
-        "outcome": verdict.outcome.value,
-        "reasons": list(verdict.reasons),
-        "rule": verdict.rule,
-        "signers": [{"signer": s.signer, "kind": s.kind, "identity": s.identity, "format": s.format,
-                     "verifiedDigest": s.verified_digest, "breakGlass": s.break_glass} for s in verdict.signers],
-        "breakGlass": verdict.break_glass,
-        "exemption": verdict.exemption,
-        "cached": cached,
-    }
+    """One image in the audit record: the verdict as the CLI prints it, plus the container and cache hit."""
+    return {"container": container, **verdict.to_json(), "cached": cached}
 
 
 class Telemetry:
