@@ -27,8 +27,9 @@ from ..signing_profile import ISigningProfile
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _PLACEHOLDERS = {
-    "KMS_KEY": "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-4000-8000-000000000000",
-    "SIGNING_PROFILE": "arn:aws:signer:us-east-1:111111111111:/signing-profiles/placeholder_profile",
+    # one stand-in per variable: the policy refuses two signers with one key
+    "KMS_KEY": "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-4000-8000-{n:012d}",
+    "SIGNING_PROFILE": "arn:aws:signer:us-east-1:111111111111:/signing-profiles/placeholder_profile_{n}",
     "IMAGES": "111111111111.dkr.ecr.us-east-1.amazonaws.com/placeholder-{n}",
 }
 ECR_HOST = re.compile(r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
