@@ -39,6 +39,18 @@ RUNTIME_REQUIREMENTS: tuple[str, ...] = (
     "cryptography==50.0.2",
     "urllib3==2.8.0",
 )
+# Everything the pins above pull in, pinned too (pip --constraint), so that a fresh machine builds
+# the same asset: the asset hash covers these lists, not what PyPI serves on the day.
+RUNTIME_CONSTRAINTS: tuple[str, ...] = (
+    "botocore==1.44.5",
+    "cffi==2.1.1",
+    "jmespath==1.1.0",
+    "pycparser==3.12",
+    "python-dateutil==2.9.0.post0",
+    "s3transfer==0.19.3",
+    "six==1.17.0",
+    "typing_extensions==4.16.0",
+)
 RUNTIME_PACKAGE = "image_verifier"
 CACHE_DIR_ENV = "SIGNED_IMAGES_BUNDLE_CACHE"  # overrides <cwd>/.cache/lambda-bundles
 NO_DOCKER_IMAGE = "local-bundling-only/no-docker-image"  # never pulled: try_bundle always succeeds or raises
@@ -70,12 +82,14 @@ class RuntimeBundler:
     """Bundles the verifier runtime for one (architecture, Python version) without Docker."""
 
     def __init__(self, *, architecture: str, python_version: str, extra_files: Mapping[str, str] | None = None,
-                 requirements: Sequence[str] = RUNTIME_REQUIREMENTS, cache_root: Path | None = None,
+                 requirements: Sequence[str] = RUNTIME_REQUIREMENTS,
+                 constraints: Sequence[str] = RUNTIME_CONSTRAINTS, cache_root: Path | None = None,
                  source_dir: Path | None = None) -> None:
         self.architecture = architecture
         self.python_version = python_version
         self.platforms = platform_tags(architecture, python_version)
         self.requirements = tuple(sorted(requirements))
+        self.constraints = tuple(sorted(constraints))
         self.extra_files = dict(extra_files or {})
         self.cache_root = cache_root or Path(os.environ.get(CACHE_DIR_ENV) or Path.cwd() / ".cache" / "lambda-bundles")
         self.source_dir = source_dir or runtime_source_dir()
@@ -92,7 +106,7 @@ class RuntimeBundler:
     # -- the wheel cache --------------------------------------------------------------------------
     @property
     def cache_key(self) -> str:
-        blob = json.dumps({"requirements": self.requirements, "platforms": self.platforms,
+        blob = json.dumps({"requirements": self.requirements, "constraints": self.constraints, "platforms": self.platforms,
                            "python": self.python_version, "implementation": "cp"}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -107,12 +121,15 @@ class RuntimeBundler:
             return target
         self.cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=self.cache_root))
+        constraints_file = staging.with_suffix(".constraints.txt")
         try:
             command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-input",
                        "--disable-pip-version-check", "--only-binary=:all:", "--implementation", "cp",
                        "--python-version", self.python_version, "--target", str(staging)]
             for tag in self.platforms:
                 command += ["--platform", tag]
+            constraints_file.write_text("\n".join(self.constraints) + "\n", encoding="utf-8")
+            command += ["--constraint", str(constraints_file)]
             result = subprocess.run([*command, *self.requirements], capture_output=True, text=True,
                                     timeout=PIP_TIMEOUT_SECONDS, check=False)
             if result.returncode != 0:
@@ -133,6 +150,7 @@ class RuntimeBundler:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            constraints_file.unlink(missing_ok=True)
         return target
 
     # -- the asset --------------------------------------------------------------------------------

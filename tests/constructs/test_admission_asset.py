@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from constructs_lib import CosignSigningKey
 from constructs_lib import _bundling
-from constructs_lib._bundling import RUNTIME_REQUIREMENTS, RuntimeBundler
+from constructs_lib._bundling import RUNTIME_CONSTRAINTS, RUNTIME_REQUIREMENTS, RuntimeBundler
 from constructs_lib.admission import AdmissionController
 from tests.constructs.checks import new_app, new_stack, resources
 
@@ -77,6 +77,17 @@ def test_asset_holds_the_runtime_and_its_wheels_for_arm64_and_nothing_else(defau
     assert not list(asset.rglob("__pycache__")) and not list(asset.rglob("*.pyc"))
     assert not (asset / "tests").exists() and not (asset / "bin").exists()
     assert not list((asset / "image_verifier").rglob("test_*.py"))
+
+
+def test_every_distribution_in_the_asset_is_pinned(default_asset):
+    # Given the synthesized asset
+    asset, _ = default_asset
+    installed = {p.name.removesuffix(".dist-info").split("-", 1)[0].lower().replace("_", "-"):
+                 p.name.removesuffix(".dist-info").split("-", 1)[1] for p in asset.glob("*.dist-info")}
+    pinned = {name.lower().replace("_", "-"): version
+              for name, version in (r.split("==") for r in (*RUNTIME_REQUIREMENTS, *RUNTIME_CONSTRAINTS))}
+    # Then nothing was resolved that the pins do not name, at the pinned version
+    assert installed == pinned
 
 
 def test_asset_pins_the_sdk_the_handler_was_tested_with(default_asset):
