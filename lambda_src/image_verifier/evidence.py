@@ -11,7 +11,7 @@ import threading
 from typing import Callable
 
 from .cosign.legacy import signature_tag
-from .errors import HostileArtifactError, ImageNotFoundError
+from .errors import HostileArtifactError, ImageNotFoundError, VerificationError
 from .oci import Descriptor, Manifest, Registry
 from .reference import ImageReference
 
@@ -53,14 +53,21 @@ class Evidence:
     def referrers(self) -> tuple[Descriptor, ...]:
         return self._once("referrers", lambda: tuple(self.registry.referrers(self.ref, self.digest)))  # type: ignore[return-value]
 
-    def referrer_manifests(self, accept: Callable[[Descriptor], bool]) -> list[Manifest]:
-        """Referrer manifests whose descriptors `accept` admits, capped, each fetched by digest once."""
+    def referrer_manifests(self, accept: Callable[[Descriptor], bool]) -> tuple[list[Manifest], list[str]]:
+        """Referrer manifests whose descriptors `accept` admits, capped, each fetched by digest once.
+
+        Also returns a reason for each referrer that could not be used: one junk referrer must not
+        hide the valid signatures beside it.
+        """
         chosen = [d for d in self.referrers() if accept(d)][:MAX_SIGNATURE_CANDIDATES]
-        manifests = []
+        manifests: list[Manifest] = []
+        problems: list[str] = []
         for descriptor in chosen:
             try:
-                manifests.append(self._once(("manifest", descriptor.digest),
+                manifests.append(self._once(("manifest", descriptor.digest),  # type: ignore[arg-type]
                                             lambda d=descriptor: self.registry.get_manifest(self.ref, d.digest)))
             except ImageNotFoundError:
                 continue  # a referrer deleted between listing and fetching is simply not evidence
-        return manifests  # type: ignore[return-value]
+            except VerificationError as exc:
+                problems.append(f"referrer {descriptor.digest}: {exc}")
+        return manifests, problems

@@ -62,16 +62,18 @@ def check_cosign(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: Co
     def may_be_bundle(d: Descriptor) -> bool:  # the tag-schema index may carry the config type instead
         return d.artifact_type in (None, BUNDLE_MEDIA_TYPE, OCI_EMPTY_CONFIG)
 
-    for referrer in evidence.referrer_manifests(may_be_bundle):
-        layer = bundle_layer(referrer)
-        if layer is None:
-            continue
+    referrers, problems = evidence.referrer_manifests(may_be_bundle)
+    for referrer in referrers:
         try:
+            layer = bundle_layer(referrer)
+            if layer is None:
+                continue  # another kind of referrer (an SBOM, a Notation signature)
             verify_bundle(evidence.blob(layer, max_bytes=MAX_BUNDLE_BYTES), key=key, subject_digest=evidence.digest,
                           required_annotations=rule.required_annotations)
             return match("cosign-bundle", referrer.digest)
         except VerificationError as exc:
             reasons.append(f"bundle {referrer.digest}: {exc}")
+    reasons += problems
 
     if not reasons:
         raise NoSignatureError(
@@ -85,7 +87,8 @@ def check_notation(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: d
                    revocation: RevocationChecker | None) -> SignerMatch:
     subject = evidence.subject_descriptor()
     reasons: list[str] = []
-    candidates = evidence.referrer_manifests(lambda d: d.artifact_type == NOTATION_ARTIFACT_TYPE)
+    candidates, problems = evidence.referrer_manifests(lambda d: d.artifact_type == NOTATION_ARTIFACT_TYPE)
+    reasons += problems
     for manifest in candidates:
         try:
             layer = signature_envelope_descriptor(manifest, evidence.digest)
@@ -98,7 +101,7 @@ def check_notation(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: d
                                verified_digest=evidence.digest, signature_digest=manifest.digest)
         except VerificationError as exc:
             reasons.append(f"notation signature {manifest.digest}: {exc}")
-    if not candidates:
+    if not reasons:
         raise NoSignatureError(f"signer {signer.name!r}: no Notation signature is associated with {evidence.digest}")
     raise _fail(signer, reasons)
 

@@ -8,11 +8,11 @@ from image_verifier.cosign.legacy import signature_tag
 from image_verifier.deadline import Deadline
 from image_verifier.errors import HostileArtifactError
 from image_verifier.composition import build_verifier
-from image_verifier.oci import OCI_MANIFEST, Manifest
+from image_verifier.oci import OCI_EMPTY_CONFIG, OCI_MANIFEST, Manifest
 from image_verifier.policy import Policy
 from image_verifier.verdict import Outcome
 from image_verifier.verifier import ImageRequest
-from tests.support.cosign_material import KeyPair, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
+from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
 from tests.support.images import canonical_json, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
 
 DEPTH = 5000  # Go's JSON decoder (the registry) accepts 10000 levels; Python's recursion limit is 1000
@@ -67,3 +67,22 @@ def test_rejects_blob_when_a_second_descriptor_understates_the_size_of_a_cached_
     # Then the cache does not hand out more bytes than that descriptor (and its limit) allow
     with pytest.raises(HostileArtifactError, match="more than the limit of 10"):
         evidence.blob(understated, max_bytes=MAX_PAYLOAD_BYTES)
+
+
+def test_admits_bundle_signed_image_when_a_junk_referrer_is_listed_beside_the_bundle(registry, registry_client):
+    # Given an image signed with a cosign v3 bundle, and a junk manifest listed as another referrer
+    key = KeyPair.generate()
+    image = push_image(registry, unique_repository(), "v1")
+    push_blob(registry, image.repository, empty_config().data)
+    junk = _deeply_nested_manifest()
+    pushed = push_manifest(registry, image.repository, sha256_digest(junk), junk, OCI_MANIFEST)
+    add_to_referrers_tag(registry, image, pushed, artifact_type=OCI_EMPTY_CONFIG)
+    push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest)))
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
+    # When it is verified
+    decision = build_verifier(policy, registry=registry_client).decide([ImageRequest(image=str(image.ref))],
+                                                                       deadline=Deadline.after(30))
+    # Then the junk referrer does not hide the valid bundle
+    [verdict] = decision.verdicts
+    assert verdict.outcome is Outcome.VERIFIED, verdict
+    assert verdict.signers[0].format == "cosign-bundle"
