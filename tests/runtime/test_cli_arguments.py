@@ -1,4 +1,4 @@
-"""Review findings on the command line: bad arguments get exit 2 and a clear message."""
+"""The command line: bad arguments get exit 2 and a clear message."""
 
 from __future__ import annotations
 

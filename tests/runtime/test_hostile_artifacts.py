@@ -1,4 +1,4 @@
-"""Review findings on hostile registry content: junk in one place must not crash or hide evidence elsewhere."""
+"""Hostile registry content: junk in one place must not crash or hide evidence elsewhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review findings on the verifier's orchestration: deadlines, error classes, index handling."""
+"""The verifier's orchestration: deadlines, error classes, index handling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review findings on the policy loader: every bad document is a PolicyError naming the field."""
+"""The policy loader: every bad document is a PolicyError naming the field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review findings on image references and patterns: one spelling per image, no smuggled characters."""
+"""Image references and patterns: one spelling per image, no smuggled characters."""
 
 from __future__ import annotations
 
