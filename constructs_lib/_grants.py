@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -11,27 +12,36 @@ from constructs import IConstruct
 from . import _defaults
 
 WILDCARD_RESOURCE_FINDING = "AwsSolutions-IAM5[Resource::*]"
+# One role or user, optionally under a path; no wildcard (IAM names: letters, digits, +=,.@_-).
+IDENTITY_ARN_PATTERN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 
 
 def identity_arn(grantee: iam.IGrantable, what: str) -> str:
     """The ARN of a role or user that a key policy can name as a signer.
 
     Account and service principals are refused: naming an account would let every identity in it
-    that IAM allows sign, which is exactly what a signing key policy must not do.
+    that IAM allows sign, which is exactly what a signing key policy must not do. A literal ARN must
+    name one role or user: the key policy's deny compares it with ``aws:PrincipalArn`` under
+    ``ArnNotEquals``, where ``*`` and ``?`` are wildcards (``"*"`` would exempt everyone from the
+    deny), and ``aws:PrincipalArn`` of an assumed-role session is its role's ARN (a session ARN
+    would never match, so that signer would always be denied).
     """
     principal = grantee.grant_principal
-    for attr in ("role_arn", "user_arn"):
-        arn = getattr(principal, attr, None)
-        if arn is not None:
-            return arn
-    if isinstance(principal, iam.ArnPrincipal) and not isinstance(principal, iam.AccountPrincipal):
+    arn = next((a for a in (getattr(principal, n, None) for n in ("role_arn", "user_arn")) if a is not None), None)
+    if arn is None and isinstance(principal, iam.ArnPrincipal) and not isinstance(principal, iam.AccountPrincipal):
         arn = principal.arn
-        if Token.is_unresolved(arn) or not arn.endswith(":root"):
-            return arn
-    raise ValueError(
-        f"{what} must be an IAM role or user, got {principal}; an account or service principal would let "
-        "anyone that principal delegates to sign: pass the role itself (for example iam.Role.from_role_arn())"
-    )
+    if arn is None:
+        raise ValueError(
+            f"{what} must be an IAM role or user, got {principal}; an account or service principal would let "
+            "anyone that principal delegates to sign: pass the role itself (for example iam.Role.from_role_arn())"
+        )
+    literal_mismatch = not Token.is_unresolved(arn) and not IDENTITY_ARN_PATTERN.fullmatch(arn)
+    if literal_mismatch or "*" in arn or "?" in arn:
+        raise ValueError(
+            f"{what} must be one IAM role or user ARN like arn:aws:iam::111111111111:role/ci-signer (no wildcard, "
+            f"no session, group or account ARN), got {arn!r}; for an assumed-role session name its role"
+        )
+    return arn
 
 
 def construct_of(grantee: iam.IGrantable) -> IConstruct | None:

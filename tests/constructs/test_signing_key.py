@@ -264,3 +264,26 @@ def test_imported_key_reads_id_and_environment_from_its_arn():
     assert key.key_id == "1234abcd-12ab"
     assert (key.env.account, key.env.region) == ("333333333333", "us-west-2")
     assert key.break_glass is False and key.state is KeyState.ACTIVE
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        iam.AnyPrincipal(),
+        iam.ArnPrincipal("*"),
+        iam.ArnPrincipal("arn:aws:iam::111111111111:role/ci-*"),
+        iam.ArnPrincipal("arn:aws:iam::*:role/ci"),
+        iam.ArnPrincipal("arn:aws:sts::111111111111:assumed-role/ci/session"),
+        iam.ArnPrincipal("arn:aws:iam::111111111111:group/builders"),
+    ],
+    ids=["any-principal", "star-arn", "wildcard-role", "wildcard-account", "session", "group"],
+)
+def test_rejects_signer_when_it_is_not_one_role_or_user_arn(principal):
+    # Regression: "*" as a signer rendered Allow Principal "*" and a deny on ArnNotEquals "*",
+    # which never matches (ARN conditions take wildcards): anyone in any account could sign.
+    # A session ARN never equals aws:PrincipalArn (the role ARN), so that signer was always denied.
+    stack = new_stack(new_app())
+    key = CosignSigningKey(stack, "Key", alias="alias/x")
+    with pytest.raises(ValueError, match=r"a signer must be one IAM role or user ARN .*got '"):
+        key.grant_sign(principal)
+    assert key.signer_arns == ()
