@@ -137,9 +137,19 @@ class RegistrySigningRules(Construct):
             if other is self:
                 break
             if same_environment(other, self) is not False:
+                errors.append(self._conflict(other.node.path, fix=f"declare it once and add_rule() to {other.node.path}"))
+        # An L1 signing configuration outside any RegistrySigningRules fights this one too; it has no
+        # check of its own, so every RegistrySigningRules of its environment reports it.
+        ours = {rules._resource for rules in find_in_app(self, RegistrySigningRules)}
+        for raw in find_in_app(self, ecr.CfnSigningConfiguration):
+            if raw not in ours and same_environment(raw, self) is not False:
                 errors.append(
-                    f"registry signing rules {self.node.path} and {other.node.path} both target "
-                    f"{describe_environment(self)}; ECR keeps one signing configuration per registry, so the second "
-                    f"deploy would overwrite the first: declare it once and add_rule() to {other.node.path}"
+                    self._conflict(raw.node.path, fix=f"declare it once and add_rule() to {self.node.path} instead of {raw.node.path}")
                 )
         return errors
+
+    def _conflict(self, other_path: str, *, fix: str) -> str:
+        return (
+            f"registry signing rules {self.node.path} and {other_path} both target {describe_environment(self)}; "
+            f"ECR keeps one signing configuration per registry, so the second deploy would overwrite the first: {fix}"
+        )

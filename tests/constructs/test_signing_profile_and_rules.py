@@ -6,6 +6,7 @@ import json
 
 import pytest
 from aws_cdk import Environment, Stack
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
@@ -213,3 +214,18 @@ def test_rejects_two_environment_agnostic_signing_configurations():
         stack = Stack(app, name, env=Environment())
         RegistrySigningRules(stack, "Rules", rules=[SigningRule(profile=NotationSigningProfile(stack, "P"))])
     assert "both target an environment-agnostic stack" in synth_error(app)
+
+
+def test_rejects_signing_rules_when_a_raw_signing_configuration_targets_the_same_environment():
+    # Regression: only other RegistrySigningRules were looked for, so an L1 CfnSigningConfiguration
+    # declared later (here in another stack of the same account and region) went unnoticed.
+    app = new_app()
+    first, second = new_stack(app, "First"), new_stack(app, "Second")
+    profile = NotationSigningProfile(first, "P")
+    RegistrySigningRules(first, "Rules", rules=[SigningRule(profile=profile)])
+    ecr.CfnSigningConfiguration(
+        second, "Raw", rules=[ecr.CfnSigningConfiguration.RuleProperty(signing_profile_arn="arn:aws:signer:us-east-1:111111111111:/signing-profiles/other")]
+    )
+    message = synth_error(app)
+    assert "registry signing rules First/Rules and Second/Raw both target account 111111111111, region us-east-1" in message
+    assert "declare it once and add_rule() to First/Rules" in message
