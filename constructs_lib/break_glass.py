@@ -23,7 +23,7 @@ class BreakGlassSigningKey(OwnedSigningKeyBase):
     - ``grant_sign`` (and ``signers=``) refuse any CI principal: a CI signing role of this package,
       or a role of this app that GitHub/GitLab OIDC, CodeBuild or CodePipeline can assume;
     - its stack must have an explicit account, hold no CI signing role, and that account must hold
-      no CI signing role of this app.
+      no CI signing role of this app (a CI role in an environment-agnostic stack counts as being there).
 
     The approval workflow that will sign with it comes later; until then nobody can sign.
     """
@@ -84,9 +84,17 @@ class BreakGlassSigningKey(OwnedSigningKeyBase):
                     f"break-glass key {self.node.path} shares stack {stack.stack_name} with CI signing role "
                     f"{role.node.path}; move the break-glass key to its own stack in its own account"
                 )
-            elif same_value(Stack.of(role).account, stack.account):
+                continue
+            same_account = same_value(Stack.of(role).account, stack.account)
+            if same_account:
                 errors.append(
                     f"break-glass key {self.node.path} is in account {stack.account}, which also holds CI signing "
                     f"role {role.node.path}; deploy the break-glass key to a separate account"
+                )
+            elif same_account is None:
+                # An environment-agnostic stack can be deployed to the break-glass account: assume it is.
+                errors.append(
+                    f"break-glass key {self.node.path}: cannot tell whether CI signing role {role.node.path} is outside "
+                    f"account {stack.account}; give stack {Stack.of(role).stack_name} an explicit account"
                 )
         return errors

@@ -239,3 +239,14 @@ def test_rejects_ci_role_when_a_managed_policy_is_attached():
     role = CodeBuildSigningRole(new_stack(app), "CodeBuild")
     role.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("ReadOnlyAccess"))
     assert "CI signing role Stack/CodeBuild has a managed or inline policy" in synth_error(app)
+
+
+def test_rejects_break_glass_key_when_a_ci_role_stack_could_deploy_to_any_account():
+    # Regression: a CI role in an environment-agnostic stack was taken to be in another account,
+    # although that stack can be deployed to the break-glass account.
+    app = new_app()
+    CodeBuildSigningRole(Stack(app, "Ci", env=Environment()), "CodeBuild")
+    BreakGlassSigningKey(_vault(app), "Key", alias="alias/glass")
+    message = synth_error(app)
+    assert "cannot tell whether CI signing role Ci/CodeBuild is outside account 222222222222" in message
+    assert "give stack Ci an explicit account" in message
