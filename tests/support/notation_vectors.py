@@ -199,7 +199,7 @@ def aws_signer_signature(subject: Descriptor, *, chain: Chain | None = None,
 def timestamp_token(signature: bytes, *, tsa: Chain, gen_time: datetime, hash_name: str = "sha384",
                     accuracy_seconds: int | None = 1, policy: str = "1.3.6.1.4.1.4146.2.3",
                     imprint: bytes | None = None, signing_certificate_v2: bool = True,
-                    include_root: bool = False) -> bytes:
+                    include_root: bool = False, extra_certificates: tuple[bytes, ...] = ()) -> bytes:
     """An RFC 3161 TimeStampToken over `signature` (messageImprint = hash of the raw signature bytes)."""
     digest = imprint if imprint is not None else hashlib.new(hash_name, signature).digest()
     fields: dict[str, Any] = {
@@ -234,6 +234,7 @@ def timestamp_token(signature: bytes, *, tsa: Chain, gen_time: datetime, hash_na
         "signature": cms_signature,
     })
     certificates = [tsa_cert] + ([asn1_x509.Certificate.load(tsa.root.der)] if include_root else [])
+    certificates += [asn1_x509.Certificate.load(der) for der in extra_certificates]
     signed_data = cms.SignedData({
         "version": "v3",
         "digest_algorithms": [{"algorithm": "sha256"}],

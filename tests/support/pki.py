@@ -215,3 +215,20 @@ def resigned_with_sha1(issued: Issued, issuer: Issued) -> Issued:
     rebuilt = asn1_x509.Certificate({"tbs_certificate": asn1_x509.TbsCertificate.load(tbs_der),
                                      "signature_algorithm": {"algorithm": "sha1_ecdsa"}, "signature_value": signature})
     return Issued(cert=x509.load_der_x509_certificate(rebuilt.dump()), key=issued.key)
+
+
+def malformed_der(issued: Issued, *, version: int | None = None, key_algorithm: str | None = None) -> bytes:
+    """`issued`'s DER with a TBS field broken the way hostile input breaks it: an X.509 `version`
+    outside v1-v3, or an unknown public-key algorithm OID (the signature is left as it was)."""
+    from asn1crypto import x509 as asn1_x509
+
+    cert = asn1_x509.Certificate.load(issued.der)
+    tbs = cert["tbs_certificate"]
+    if version is not None:
+        tbs["version"] = version
+    if key_algorithm is not None:
+        tbs["subject_public_key_info"]["algorithm"]["algorithm"] = key_algorithm
+    rebuilt = asn1_x509.Certificate({"tbs_certificate": asn1_x509.TbsCertificate.load(tbs.dump(force=True)),
+                                     "signature_algorithm": cert["signature_algorithm"],
+                                     "signature_value": cert["signature_value"]})
+    return rebuilt.dump()

@@ -32,10 +32,17 @@ _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 
 def load_chain(ders: Sequence[bytes], *, what: str = "certificate chain") -> list[x509.Certificate]:
-    try:
-        return [x509.load_der_x509_certificate(der) for der in ders]
-    except ValueError as exc:
-        raise SignatureIntegrityError(f"{what} holds a certificate that is not valid DER: {exc}") from exc
+    """Parse DER certificates completely now: `cryptography` defers the names and the key, and a
+    hostile certificate must fail here as an integrity error, not later as a stray exception."""
+    chain = []
+    for der in ders:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            cert.subject, cert.issuer, cert.public_key()  # noqa: B018 - parsed for their errors
+        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
+            raise SignatureIntegrityError(f"{what} holds a certificate that is not valid DER: {exc}") from exc
+        chain.append(cert)
+    return chain
 
 
 def describe(cert: x509.Certificate) -> str:

@@ -30,6 +30,7 @@ from .certificates import (
     check_tsa_leaf,
     describe,
     is_self_signed,
+    load_chain,
     outside_validity,
     validity_text,
 )
@@ -61,6 +62,8 @@ def verify_timestamp(
         return _verify(token, signature, hash_algorithm, tsa_roots)
     except SignatureIntegrityError as exc:  # certificate rules of the TSA chain
         raise TimestampError(str(exc)) from exc
+    except ValueError as exc:  # asn1crypto parses lazily: a malformed inner field fails where it is first read
+        raise TimestampError(f"timestamp token is not a valid RFC 3161 token: {exc}") from exc
 
 
 def _verify(
@@ -123,7 +126,8 @@ def _parse(token: bytes) -> tuple[Any, bytes, Any, list[x509.Certificate]]:
     choices = signed["certificates"] or []
     if len(choices) > MAX_TOKEN_CERTIFICATES:
         raise ValueError(f"more than {MAX_TOKEN_CERTIFICATES} certificates")
-    certs = [x509.load_der_x509_certificate(choice.chosen.dump()) for choice in choices if choice.name == "certificate"]
+    ders = [choice.chosen.dump() for choice in choices if choice.name == "certificate"]
+    certs = load_chain(ders, what="timestamp token")  # SignatureIntegrityError becomes a TimestampError
     return tst_info, tst_bytes, signer_infos[0], certs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 
@@ -279,6 +280,20 @@ def test_rejects_envelope_when_x5c_is_out_of_order() -> None:
     x5c = parts["header"]["x5c"]
     parts["header"]["x5c"] = [x5c[0], x5c[2], x5c[1]]
     with pytest.raises(SignatureIntegrityError, match="was not issued by the next one"):
+        _verify(json.dumps(parts).encode())
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+@pytest.mark.parametrize("breakage", [{"version": 7}, {"key_algorithm": "1.2.3.4.5"}])
+def test_rejects_envelope_when_an_x5c_certificate_is_malformed(position: int, breakage: dict) -> None:  # type: ignore[type-arg]
+    # Given a signed envelope whose unsigned x5c was given a certificate the X.509 parser refuses
+    # lazily (a bad version, an unknown key algorithm): anyone who can push a referrer can do this
+    parts = _jws_parts(nv.sign(SUBJECT, CHAIN).envelope)
+    bad = pki.malformed_der(CHAIN.issued[position], **breakage)
+    parts["header"]["x5c"][position] = base64.b64encode(bad).decode()
+
+    # When / Then it is an integrity failure like any other, not a stray parser exception
+    with pytest.raises(SignatureIntegrityError, match="^integrity: "):
         _verify(json.dumps(parts).encode())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
 
 from image_verifier.errors import SignatureAuthenticityError, SignatureExpiredError, SignatureIntegrityError
 from image_verifier.notation import level_named, verify_notation
@@ -154,6 +155,25 @@ def test_rejects_timestamp_when_token_is_garbage() -> None:
     vector = nv.sign(SUBJECT, EXPIRED_LEAF, signing_time=STAMPED_AT, timestamp=lambda signature: b"\x30\x03\x02\x01\x01")
     with pytest.raises(SignatureAuthenticityError, match="not a valid RFC 3161 token"):
         _verify(vector, _tsa_trust())
+
+
+def test_rejects_timestamp_when_it_carries_a_certificate_with_an_invalid_version() -> None:
+    # Given a token (unsigned header data) holding a certificate the X.509 parser refuses
+    vector = _stamped(extra_certificates=(pki.malformed_der(TSA.leaf, version=7),))
+
+    # When / Then it is a timestamp failure, not a stray parser exception
+    with pytest.raises(SignatureAuthenticityError, match="^authenticTimestamp: timestamp token holds a certificate that is not valid"):
+        _verify(vector, _tsa_trust())
+
+
+def test_rejects_timestamp_when_the_tsa_key_algorithm_is_unknown() -> None:
+    # Given a token signed for a TSA certificate whose key algorithm OID nobody knows
+    broken = x509.load_der_x509_certificate(pki.malformed_der(TSA.leaf, key_algorithm="1.2.3.4.5"))
+    tsa = pki.Chain(leaf=pki.Issued(cert=broken, key=TSA.leaf.key), intermediates=(), root=TSA.root, key_kind=TSA.key_kind)
+
+    # When / Then
+    with pytest.raises(SignatureAuthenticityError, match="^authenticTimestamp: timestamp"):
+        _verify(_stamped(tsa=tsa), _tsa_trust())
 
 
 def test_accepts_failed_timestamp_with_a_warning_when_permissive() -> None:
