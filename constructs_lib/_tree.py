@@ -12,8 +12,8 @@ from constructs import IConstruct, IValidation
 T = TypeVar("T")
 
 
-def find_in_app(scope: IConstruct, kind: type[T]) -> list[T]:
-    """Every construct of ``kind`` in the app that holds ``scope``, in tree order."""
+def find_in_app(scope: IConstruct, kind: type[T] | tuple[type, ...]) -> list[T]:
+    """Every construct of ``kind`` (a type or a tuple of types) in the app that holds ``scope``, in tree order."""
     return [c for c in scope.node.root.node.find_all() if isinstance(c, kind)]
 
 

@@ -33,7 +33,8 @@ class CiSigningRole(Construct):
     """Base of the CI signing roles: an IAM role (child ``Resource``) limited to push and sign.
 
     At synth the role is checked to hold only the actions of ``allow_push``,
-    ``allow_managed_signing`` and ``allow_cosign_signing``, and no managed or inline policy.
+    ``allow_managed_signing`` and ``allow_cosign_signing``, and no managed or inline policy (policies of
+    the role's stack attached to it are read; other stacks' and resource policies are not).
     """
 
     _is_ci_signing_role = True  # read by break-glass keys to refuse this role as a signer
@@ -107,16 +108,19 @@ class CiSigningRole(Construct):
                 f"CI signing role {self.node.path} has a managed or inline policy; grant only through "
                 "allow_push(), allow_managed_signing() and allow_cosign_signing()"
             )
-        policy = self.role.node.try_find_child("DefaultPolicy")
-        document = stack.resolve(policy.document.to_json()) if policy is not None else {}
-        for statement in document.get("Statement", []):
-            actions = statement.get("Action", [])
-            for action in [actions] if isinstance(actions, str) else actions:
-                if action not in _actions.CI_ROLE_ALLOWED_ACTIONS:
-                    errors.append(
-                        f"CI signing role {self.node.path} holds {action!r}, which is not a push or sign action; "
-                        "give that permission to another role"
-                    )
+        # The role's DefaultPolicy and any iam.Policy / iam.ManagedPolicy of its stack attached to it.
+        role_ref = stack.resolve(cfn_role.ref)
+        for policy in find_in_app(self, (iam.CfnPolicy, iam.CfnManagedPolicy)):
+            if Stack.of(policy) is not stack or role_ref not in (stack.resolve(policy.roles) or []):
+                continue
+            for statement in stack.resolve(policy.policy_document).get("Statement", []):
+                actions = statement.get("Action", [])
+                for action in [actions] if isinstance(actions, str) else actions:
+                    if action not in _actions.CI_ROLE_ALLOWED_ACTIONS:
+                        errors.append(
+                            f"CI signing role {self.node.path} holds {action!r}, which is not a push or sign action; "
+                            "give that permission to another role"
+                        )
         return errors
 
 

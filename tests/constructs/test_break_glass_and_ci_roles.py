@@ -250,3 +250,15 @@ def test_rejects_break_glass_key_when_a_ci_role_stack_could_deploy_to_any_accoun
     message = synth_error(app)
     assert "cannot tell whether CI signing role Ci/CodeBuild is outside account 222222222222" in message
     assert "give stack Ci an explicit account" in message
+
+
+@pytest.mark.parametrize("policy_class", [iam.Policy, iam.ManagedPolicy], ids=["policy", "managed-policy"])
+def test_rejects_ci_role_when_a_separate_policy_is_attached(policy_class):
+    # Regression: only the role's DefaultPolicy was read, so iam.Policy(roles=[...]) or
+    # iam.ManagedPolicy(roles=[...]) widened a CI role without a synth error.
+    app = new_app()
+    stack = new_stack(app)
+    role = CodeBuildSigningRole(stack, "CodeBuild")
+    policy_class(stack, "Extra", roles=[role.role],
+                 statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["arn:aws:s3:::bucket/*"])])
+    assert "CI signing role Stack/CodeBuild holds 's3:GetObject', which is not a push or sign action" in synth_error(app)
