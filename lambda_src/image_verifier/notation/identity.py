@@ -6,7 +6,8 @@ character, and unescaped spaces around a value are dropped. A DN must name C, ST
 Multi-valued RDNs (`+`) and `#` hex values are refused rather than guessed at.
 
 Matching: every attribute of the identity must appear, with exactly the same value, in the leaf
-certificate's subject (a subset match, as notation does). Values compare case-sensitively.
+certificate's subject (a subset match, as notation does). Values compare case-sensitively. A leaf
+subject that repeats an attribute type or has a multi-valued RDN matches no DN (notation refuses it too).
 """
 
 from __future__ import annotations
@@ -150,9 +151,23 @@ def subject_pairs(name: x509.Name) -> set[tuple[str, str]]:
     return {(attribute.oid.dotted_string, _text(attribute.value)) for attribute in name}
 
 
+def ambiguous_subject(subject: x509.Name) -> str | None:
+    """Why a certificate subject cannot be matched against a DN, or None. notation refuses the
+    same subjects: with `O=Evil, O=Acme` or `O=Acme+CN=x` it is unclear which value an identity means."""
+    seen: set[x509.ObjectIdentifier] = set()
+    for rdn in subject.rdns:
+        if len(rdn) > 1:
+            return "its subject has a multi-valued RDN"
+        for attribute in rdn:
+            if attribute.oid in seen:
+                return f"its subject repeats {_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}"
+            seen.add(attribute.oid)
+    return None
+
+
 def matches(identity: DistinguishedName, subject: x509.Name) -> bool:
-    """Every attribute of the trusted identity is present, with an equal value, in the subject."""
-    return set(identity) <= subject_pairs(subject)
+    """Every attribute of the trusted identity is present, with an equal value, in an unambiguous subject."""
+    return ambiguous_subject(subject) is None and set(identity) <= subject_pairs(subject)
 
 
 def any_matches(identities: Iterable[DistinguishedName] | None, subject: x509.Name) -> bool:

@@ -43,7 +43,7 @@ from .certificates import check_signing_chain, describe, load_chain, outside_val
 from .envelope import SCHEME_SIGNING_AUTHORITY, SCHEME_X509, Envelope, SignedAttributes
 from .envelope_cose import COSE_MEDIA_TYPE, parse_cose
 from .envelope_jws import JWS_MEDIA_TYPE, parse_jws
-from .identity import DistinguishedName, any_matches, parse_trusted_identities, render_name
+from .identity import DistinguishedName, ambiguous_subject, any_matches, parse_trusted_identities, render_name
 from .levels import AUTHENTIC_TIMESTAMP, AUTHENTICITY, EXPIRY, INTEGRITY, REVOCATION, STRICT, Failure, Level, judge, level_named
 from .manifest import MAX_ENVELOPE_BYTES
 from .payload import check_payload
@@ -170,6 +170,9 @@ def _trusted_identity(
         if any_matches(_identities(trust.trusted_identities, signer), chain[0].subject):
             return []
         message = f"signing certificate subject {identity!r} matches no trusted identity of {signer}"
+        ambiguous = ambiguous_subject(chain[0].subject)
+        if ambiguous:
+            message += f" ({ambiguous})"
     return [Failure(AUTHENTICITY, SignatureIdentityError(message))]
 
 

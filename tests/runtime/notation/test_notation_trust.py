@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from image_verifier.errors import (
@@ -68,6 +69,29 @@ def test_rejects_signature_when_identity_value_differs_only_in_case() -> None:
     chain = pki.code_signing_chain("p256")
     with pytest.raises(SignatureIdentityError, match="matches no trusted identity"):
         _verify(nv.sign(SUBJECT, chain), nv.x509_trust(chain, identities=("x509.subject: C=US, ST=WA, O=ACME",)))
+
+
+@pytest.mark.parametrize("rdns", [
+    # O twice: the trusted "O=Acme" is one of two organizations the subject names
+    [[(NameOID.COUNTRY_NAME, "US")], [(NameOID.STATE_OR_PROVINCE_NAME, "WA")], [(NameOID.ORGANIZATION_NAME, "Evil")],
+     [(NameOID.ORGANIZATION_NAME, "Acme")], [(NameOID.COMMON_NAME, "Test Signer")]],
+    # a multi-valued RDN "O=Acme+CN=Test Signer"
+    [[(NameOID.COUNTRY_NAME, "US")], [(NameOID.STATE_OR_PROVINCE_NAME, "WA")],
+     [(NameOID.ORGANIZATION_NAME, "Acme"), (NameOID.COMMON_NAME, "Test Signer")]],
+])
+def test_rejects_signature_when_leaf_subject_is_ambiguous(rdns: list) -> None:  # type: ignore[type-arg]
+    # Given a leaf whose subject repeats an attribute type or has a multi-valued RDN, which
+    # notation refuses to match against x509.subject identities (it cannot say which value is meant)
+    leaf_subject = x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(oid, value) for oid, value in rdn])
+                              for rdn in rdns])
+    chain = pki.code_signing_chain("p256", leaf_subject=leaf_subject)
+    vector = nv.sign(SUBJECT, chain)
+
+    # When / Then a DN identity never matches it
+    with pytest.raises(SignatureIdentityError, match="matches no trusted identity .*(repeats|multi-valued)"):
+        _verify(vector, nv.x509_trust(chain, identities=("x509.subject: C=US, ST=WA, O=Acme",)))
+    # ...while '*' (which matches no DN) still accepts it
+    assert _verify(vector, nv.x509_trust(chain, identities=("*",))).signing_scheme == "notary.x509"
 
 
 @pytest.mark.parametrize("media_type", [nv.JWS, nv.COSE])
