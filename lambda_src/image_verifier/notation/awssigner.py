@@ -38,9 +38,9 @@ REVOCATION_CACHE_SECONDS = 300.0  # how stale a "not revoked" answer may get in 
 AWS_SIGNER_ROOT_SHA256 = "90a87d0543c3f094dbff9589b6649affe2f3d6e0f308799be2258461c686473f"
 
 _ARN_PREFIX = r"^arn:aws(?:-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/"
-PROFILE_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}$")
-PROFILE_VERSION_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}/[A-Za-z0-9]{1,64}$")
-JOB_ARN_RE = re.compile(_ARN_PREFIX + r"signing-jobs/[A-Za-z0-9-]{1,128}$")
+PROFILE_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}\Z")
+PROFILE_VERSION_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}/[A-Za-z0-9]{1,64}\Z")
+JOB_ARN_RE = re.compile(_ARN_PREFIX + r"signing-jobs/[A-Za-z0-9-]{1,128}\Z")
 
 
 def check_pinned_root(cert: x509.Certificate | str) -> None:

@@ -29,10 +29,11 @@ JWS_MEDIA_TYPE = "application/jose+json"
 _TOP_LEVEL = frozenset({"payload", "protected", "header", "signature"})
 # RFC 7515 §4.1 registered header names: never extended attributes, never allowed in `crit`.
 _REGISTERED = frozenset({"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"})
-_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
-_B64STD_RE = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*\Z")
+_B64STD_RE = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
 _RFC3339_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z",
+    re.ASCII,
 )
 
 

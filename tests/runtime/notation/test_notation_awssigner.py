@@ -248,7 +248,8 @@ def test_matches_profiles_case_insensitively_and_versions_exactly() -> None:
 def test_rejects_signing_profile_arn_when_malformed() -> None:
     assert parse_signing_profile_arn(nv.PROFILE_ARN) == nv.PROFILE_ARN
     assert parse_signing_profile_arn(nv.PROFILE_VERSION_ARN) == nv.PROFILE_VERSION_ARN
-    for bad in ("*", "arn:aws:signer:us-east-1:123:/signing-profiles/x", nv.JOB_ARN, nv.PROFILE_ARN + "/v/extra"):
+    for bad in ("*", "arn:aws:signer:us-east-1:123:/signing-profiles/x", nv.JOB_ARN, nv.PROFILE_ARN + "/v/extra",
+                nv.PROFILE_ARN + "\n", nv.PROFILE_VERSION_ARN + "\n"):
         with pytest.raises(ValueError, match="is not a signing profile ARN"):
             parse_signing_profile_arn(bad)
 

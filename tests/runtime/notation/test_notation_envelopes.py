@@ -125,9 +125,19 @@ def test_rejects_envelope_when_signing_scheme_is_unknown() -> None:
         _verify(vector.envelope)
 
 
-def test_rejects_jws_when_a_time_has_no_offset() -> None:
-    vector = nv.sign(SUBJECT, CHAIN, protected_overrides={"io.cncf.notary.signingTime": "2026-05-01T10:00:00"})
+@pytest.mark.parametrize("value", ["2026-05-01T10:00:00", "2026-05-01T10:00:00Z\n"])
+def test_rejects_jws_when_a_time_has_no_offset_or_trails_a_newline(value: str) -> None:
+    # (a `$` anchor would let "...Z\n" through; RFC 3339 and notation's time.Parse refuse it)
+    vector = nv.sign(SUBJECT, CHAIN, protected_overrides={"io.cncf.notary.signingTime": value})
     with pytest.raises(SignatureIntegrityError, match="is not an RFC 3339 time with an offset"):
+        _verify(vector.envelope)
+
+
+def test_rejects_envelope_when_plugin_min_version_trails_a_newline() -> None:
+    vector = nv.sign(SUBJECT, CHAIN, extra={"io.cncf.notary.verificationPlugin": "p",
+                                            "io.cncf.notary.verificationPluginMinVersion": "1.0.0\n"},
+                     extra_critical=("io.cncf.notary.verificationPlugin", "io.cncf.notary.verificationPluginMinVersion"))
+    with pytest.raises(SignatureIntegrityError, match="is not a SemVer version"):
         _verify(vector.envelope)
 
 
