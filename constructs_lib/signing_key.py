@@ -226,6 +226,13 @@ class OwnedSigningKeyBase(SigningKeyBase):
         require_match(alias, ALIAS_PATTERN, "alias", "'alias/' followed by letters, digits, ':/_-' (not alias/aws/)")
         if not isinstance(key_spec, SigningKeySpec):
             raise ValueError(f"key_spec must be a SigningKeySpec (ECC_NIST_P256 or ECC_NIST_P384), got {key_spec!r}")
+        for admin in admins:
+            fragment = admin.policy_fragment.principal_json
+            if "*" in fragment or any("*" in values for values in fragment.values()):
+                raise ValueError(
+                    f"admins must not include '*' ({admin}): every AWS identity could call kms:PutKeyPolicy and "
+                    "name itself a signer; pass the administrator roles, or omit admins= for the account"
+                )
         if state is KeyState.RETIRED and signers:
             raise ValueError(
                 f"a retired key takes no signers, got {len(signers)}; remove signers= or set state=KeyState.ACTIVE"

@@ -287,3 +287,12 @@ def test_rejects_signer_when_it_is_not_one_role_or_user_arn(principal):
     with pytest.raises(ValueError, match=r"a signer must be one IAM role or user ARN .*got '"):
         key.grant_sign(principal)
     assert key.signer_arns == ()
+
+
+@pytest.mark.parametrize("admin", [iam.AnyPrincipal(), iam.StarPrincipal(), iam.ArnPrincipal("*")],
+                         ids=["any-principal", "star-principal", "star-arn"])
+def test_rejects_admins_when_one_is_everyone(admin):
+    # Regression: admins=[AnyPrincipal()] let any AWS identity call kms:PutKeyPolicy and name itself a signer.
+    stack = new_stack(new_app())
+    with pytest.raises(ValueError, match=r"admins must not include '\*'"):
+        CosignSigningKey(stack, "Key", alias="alias/x", admins=[admin])
