@@ -50,7 +50,7 @@ class Descriptor:
             raise HostileArtifactError(f"{where} has an invalid digest {digest!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise HostileArtifactError(f"{where} has an invalid size {size!r}")
-        annotations = raw.get("annotations") or {}
+        annotations = raw.get("annotations", {})
         if not isinstance(annotations, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
@@ -137,7 +137,7 @@ class Manifest:
 
     @property
     def annotations(self) -> Mapping[str, str]:
-        raw = self.data.get("annotations") or {}
+        raw = self.data.get("annotations", {})
         if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
             raise HostileArtifactError(f"manifest {self.digest} has annotations that are not a string map")
         return raw
@@ -161,9 +161,13 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def strict_json_loads(raw: bytes | str, *, what: str) -> Any:
-    """json.loads that rejects duplicate keys, wrapping every failure in HostileArtifactError."""
+    """json.loads of UTF-8 only (no BOM, no UTF-16 guessing) that rejects duplicate keys,
+    wrapping every failure in HostileArtifactError."""
     try:
-        return json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if text.startswith("\ufeff"):
+            raise ValueError("a byte-order mark is not allowed")
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HostileArtifactError(f"{what} is not valid JSON: {exc}") from exc
 

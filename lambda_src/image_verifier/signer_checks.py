@@ -12,7 +12,7 @@ from .cosign.bundle import BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layer, ve
 from .cosign.keys import CosignKeyResolver, check_key_usable
 from .cosign.payload import check_required_annotations
 from .cosign.legacy import MAX_PAYLOAD_BYTES, layer_signature, signature_tag, verify_simple_signing
-from .errors import NoSignatureError, VerificationError
+from .errors import NoSignatureError, PolicyError, UnavailableError, VerificationError
 from .evidence import MAX_SIGNATURE_CANDIDATES, Evidence
 from .notation.awssigner import RevocationChecker
 from .notation import MAX_ENVELOPE_BYTES, NOTATION_ARTIFACT_TYPE, signature_envelope_descriptor, verify_notation
@@ -101,6 +101,10 @@ def check_notation(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: d
                                verified_digest=evidence.digest, signature_digest=manifest.digest)
         except VerificationError as exc:
             reasons.append(f"notation signature {manifest.digest}: {exc}")
+        except (UnavailableError, PolicyError):
+            raise  # not about this signature: the evidence or the policy itself
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one signature must not hide the others
+            reasons.append(f"notation signature {manifest.digest}: could not be parsed ({type(exc).__name__})")
     if not reasons:
         raise NoSignatureError(f"signer {signer.name!r}: no Notation signature is associated with {evidence.digest}")
     raise _fail(signer, reasons)

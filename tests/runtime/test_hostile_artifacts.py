@@ -86,3 +86,63 @@ def test_admits_bundle_signed_image_when_a_junk_referrer_is_listed_beside_the_bu
     [verdict] = decision.verdicts
     assert verdict.outcome is Outcome.VERIFIED, verdict
     assert verdict.signers[0].format == "cosign-bundle"
+
+
+@pytest.mark.parametrize("raw", ['\ufeff{"a": 1}'.encode(), '{"a": 1}'.encode("utf-16"), b'{"a": "\xff"}'])
+def test_rejects_json_when_it_is_not_plain_utf8(raw):
+    from image_verifier.oci import strict_json_loads
+
+    with pytest.raises(HostileArtifactError, match="not valid JSON"):
+        strict_json_loads(raw, what="the payload")
+
+
+@pytest.mark.parametrize("annotations", [[], "", 0, False])
+def test_rejects_descriptor_when_annotations_are_not_a_map(annotations):
+    from image_verifier.oci import Descriptor
+
+    raw = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 1, "annotations": annotations}
+    with pytest.raises(HostileArtifactError, match="not a string map"):
+        Descriptor.from_json(raw)
+
+
+def test_a_signature_that_crashes_the_notation_parser_is_one_failed_candidate(monkeypatch):
+    # Given two Notation signature candidates, the first of which makes the verifier raise a bug
+    from image_verifier import signer_checks
+    from image_verifier.errors import VerificationError
+
+    calls = []
+
+    def flaky_verify(**kwargs):
+        calls.append(kwargs)
+        raise KeyError("a parser bug")
+
+    monkeypatch.setattr(signer_checks, "verify_notation", flaky_verify)
+    monkeypatch.setattr(signer_checks, "signature_envelope_descriptor", lambda manifest, digest: manifest.layers[0])
+
+    class _Evidence:
+        digest = "sha256:" + "b" * 64
+
+        def subject_descriptor(self):
+            return None
+
+        def referrer_manifests(self, accept):
+            return [_manifest("c"), _manifest("d")], []
+
+        def blob(self, descriptor, *, max_bytes):
+            return b"{}"
+
+    from image_verifier.policy import NotationX509Trust, Rule, TrustedSigner
+
+    signer = TrustedSigner(name="corp", trust=NotationX509Trust(root_certificates=(), trusted_identities=("*",)))
+    rule = Rule(name="r", images=(), any_of=("corp",))
+    # When / Then: both candidates are tried, and the bug is a reason, not an exception
+    with pytest.raises(VerificationError, match="could not be parsed \\(KeyError\\)"):
+        signer_checks.check_notation(signer, rule, _Evidence(), now=None, revocation=None)
+    assert len(calls) == 2
+
+
+def _manifest(fill: str) -> Manifest:
+    layer = {"mediaType": "application/jose+json", "digest": "sha256:" + fill * 64, "size": 2}
+    raw = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [layer],
+                          "config": {"mediaType": OCI_EMPTY_CONFIG, "digest": "sha256:" + "e" * 64, "size": 2}})
+    return Manifest.parse(digest=sha256_digest(raw), raw=raw, content_type=OCI_MANIFEST)
