@@ -19,7 +19,7 @@ from .deadline import Deadline
 from .errors import ImageVerifierError, PolicyError, UnavailableError
 from .platform import Platform
 from .policy import Policy
-from .verdict import Decision, Outcome
+from .verdict import Decision, Verdict
 
 EXIT_ADMITTED, EXIT_REJECTED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -120,12 +120,12 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def exit_code(decision: Decision) -> int:
     if decision.admitted:
         return EXIT_ADMITTED
-    if any(v.outcome is Outcome.REJECTED for v in decision.verdicts):
+    if decision.blocked_by_rejection:
         return EXIT_REJECTED
     return EXIT_UNAVAILABLE
 
 
-def _human(verdict) -> str:  # type: ignore[no-untyped-def]
+def _human(verdict: Verdict) -> str:
     head = f"{verdict.outcome.value.upper():<11} {verdict.image}"
     if verdict.digest and verdict.digest not in verdict.image:
         head += f" ({verdict.digest})"

@@ -92,14 +92,17 @@ class Decision:
     @property
     def admitted(self) -> bool:
         """Fail closed: an empty decision is not an admission."""
-        if not self.verdicts:
-            return False
-        for verdict in self.verdicts:
-            if verdict.outcome is Outcome.REJECTED and self.failure_mode is Mode.BLOCK:
-                return False
-            if verdict.outcome is Outcome.UNAVAILABLE and self.unavailable_mode is Mode.BLOCK:
-                return False
-        return True
+        return bool(self.verdicts) and not self.blocked_by_rejection and not self.blocked_by_unavailable
+
+    @property
+    def blocked_by_rejection(self) -> bool:
+        """A rejected image stops the deployment (failureMode is block): no retry can change that."""
+        return self.failure_mode is Mode.BLOCK and self.count(Outcome.REJECTED) > 0
+
+    @property
+    def blocked_by_unavailable(self) -> bool:
+        """An unavailable image stops the deployment (unavailableMode is block), for now."""
+        return self.unavailable_mode is Mode.BLOCK and self.count(Outcome.UNAVAILABLE) > 0
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for v in self.verdicts if v.outcome is outcome)

@@ -12,12 +12,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .cosign.keys import CosignKeyResolver
 from .deadline import Deadline
 from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError, VerificationError
 from .evidence import Evidence
+from .notation.awssigner import RevocationChecker
 from .oci import Registry
 from .platform import Platform, select_platform
 from .policy import CosignKeyTrust, Policy, Rule, SignerKind, TrustedSigner
@@ -47,7 +48,7 @@ class ImageVerifier:
     """Verifies images against one policy. Thread-safe; clients are injected (composition root)."""
 
     def __init__(self, policy: Policy, *, registry: RegistrySessions, cosign_keys: CosignKeyResolver,
-                 revocation: Any | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 revocation: RevocationChecker | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.policy = policy
         self._registry = registry
         self._cosign_keys = cosign_keys

@@ -207,3 +207,18 @@ def _push_sig(registry, image, layer: Blob) -> None:
     push_manifest(registry, image.repository, signature_tag(image.digest),
                   canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
                                   "layers": [layer.descriptor()]}), OCI_MANIFEST)
+
+
+def test_exits_3_not_1_when_only_an_audited_rejection_stands_beside_an_unavailable_image(registry, tmp_path):
+    # Given failureMode audit (a rejection does not block) and unavailableMode block
+    dead = f"127.0.0.1:{free_port()}"
+    image = push_image(registry, unique_repository(), "v1")
+    document = cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}}, images="127.0.0.1:*/**")
+    document["failureMode"] = "audit"
+    # When one image is unsigned (rejected) and the other's registry is down (unavailable)
+    result = run_cli("verify", "--policy", str(write_policy(tmp_path, document)), "--json",
+                     "--insecure-registry", registry.host, "--insecure-registry", dead,
+                     str(image.ref), f"{dead}/app:v1")
+    # Then what blocks is the unavailable image: exit 3
+    assert [v["outcome"] for v in result.verdicts] == ["rejected", "unavailable"]
+    assert result.code == 3

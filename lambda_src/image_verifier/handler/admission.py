@@ -121,8 +121,7 @@ class AdmissionHandler:
     def _status(self, decision: Decision, hook: HookEvent) -> HookStatus:
         if decision.admitted:
             return HookStatus.SUCCEEDED
-        final_rejection = decision.failure_mode is Mode.BLOCK and decision.count(Outcome.REJECTED) > 0
-        if not final_rejection and decision.count(Outcome.UNAVAILABLE) > 0:
+        if not decision.blocked_by_rejection and decision.count(Outcome.UNAVAILABLE) > 0:
             return self._judge_unavailable(hook)
         return HookStatus.FAILED
 
