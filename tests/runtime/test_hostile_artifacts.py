@@ -10,7 +10,7 @@ from image_verifier.errors import HostileArtifactError
 from image_verifier.composition import build_verifier
 from image_verifier.oci import OCI_EMPTY_CONFIG, OCI_MANIFEST, Manifest
 from image_verifier.policy import Policy
-from image_verifier.verdict import Outcome
+from image_verifier.verdict import Outcome, Verdict
 from image_verifier.verifier import ImageRequest
 from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy, in_toto_statement, push_bundle_referrer, sigstore_bundle
 from tests.support.images import canonical_json, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
@@ -38,12 +38,9 @@ def test_admits_bundle_signed_image_when_a_deeply_nested_sig_manifest_is_pushed_
     push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest)))
     push_blob(registry, image.repository, empty_config().data)
     push_manifest(registry, image.repository, signature_tag(image.digest), _deeply_nested_manifest(), OCI_MANIFEST)
-    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
     # When it is verified
-    decision = build_verifier(policy, registry=registry_client).decide([ImageRequest(image=str(image.ref))],
-                                                                       deadline=Deadline.after(30))
+    verdict = _verify_with(key, registry, registry_client, image)
     # Then the junk is not evidence, and the bundle still verifies
-    [verdict] = decision.verdicts
     assert verdict.outcome is Outcome.VERIFIED, verdict
     assert verdict.signers[0].format == "cosign-bundle"
 
@@ -78,12 +75,9 @@ def test_admits_bundle_signed_image_when_a_junk_referrer_is_listed_beside_the_bu
     pushed = push_manifest(registry, image.repository, sha256_digest(junk), junk, OCI_MANIFEST)
     add_to_referrers_tag(registry, image, pushed, artifact_type=OCI_EMPTY_CONFIG)
     push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest)))
-    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
     # When it is verified
-    decision = build_verifier(policy, registry=registry_client).decide([ImageRequest(image=str(image.ref))],
-                                                                       deadline=Deadline.after(30))
+    verdict = _verify_with(key, registry, registry_client, image)
     # Then the junk referrer does not hide the valid bundle
-    [verdict] = decision.verdicts
     assert verdict.outcome is Outcome.VERIFIED, verdict
     assert verdict.signers[0].format == "cosign-bundle"
 
@@ -146,3 +140,11 @@ def _manifest(fill: str) -> Manifest:
     raw = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [layer],
                           "config": {"mediaType": OCI_EMPTY_CONFIG, "digest": "sha256:" + "e" * 64, "size": 2}})
     return Manifest.parse(digest=sha256_digest(raw), raw=raw, content_type=OCI_MANIFEST)
+
+
+def _verify_with(key: KeyPair, registry, registry_client, image) -> Verdict:
+    """Verify `image` under a policy that trusts `key` for everything in the test registry."""
+    policy = Policy.from_json(cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{registry.host}/**"))
+    [verdict] = build_verifier(policy, registry=registry_client).decide([ImageRequest(image=str(image.ref))],
+                                                                        deadline=Deadline.after(30)).verdicts
+    return verdict
