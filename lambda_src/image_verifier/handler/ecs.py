@@ -56,7 +56,7 @@ class RevisionReader:
 
     def __init__(self, ecs_for_region: Callable[[str], EcsClient]) -> None:
         self._ecs_for_region = ecs_for_region
-        self._platforms: OrderedDict[str, tuple[Platform, tuple[ContainerImage, ...]]] = OrderedDict()
+        self._task_definitions: OrderedDict[str, tuple[Platform, tuple[ContainerImage, ...]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, revision_arn: str, region: str) -> Revision:
@@ -83,9 +83,9 @@ class RevisionReader:
 
     def _task_definition(self, ecs: EcsClient, arn: str) -> tuple[Platform, tuple[ContainerImage, ...]]:
         with self._lock:
-            if arn in self._platforms:
-                self._platforms.move_to_end(arn)
-                return self._platforms[arn]
+            if arn in self._task_definitions:
+                self._task_definitions.move_to_end(arn)
+                return self._task_definitions[arn]
         answer = _call(lambda: ecs.describe_task_definition(taskDefinition=arn), "DescribeTaskDefinition")
         definition = answer.get("taskDefinition") or {}
         runtime = definition.get("runtimePlatform") or {}
@@ -97,9 +97,9 @@ class RevisionReader:
             {"containerName": c.get("name", ""), "image": c.get("image")} for c in definition.get("containerDefinitions") or ()
         )
         with self._lock:
-            self._platforms[arn] = (platform, declared)
-            while len(self._platforms) > MAX_CACHED_TASK_DEFINITIONS:
-                self._platforms.popitem(last=False)
+            self._task_definitions[arn] = (platform, declared)
+            while len(self._task_definitions) > MAX_CACHED_TASK_DEFINITIONS:
+                self._task_definitions.popitem(last=False)
         return platform, declared
 
 
