@@ -17,8 +17,10 @@ so the asset pins the botocore whose service model the tests were written agains
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,33 +32,42 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-# Keep in step with the runtime dependencies in pyproject.toml (cbor2 is not imported by the
-# runtime and is left out). Exact pins: the asset must not change when PyPI does.
-RUNTIME_REQUIREMENTS: tuple[str, ...] = (
-    "asn1crypto==1.5.1",
-    "aws-lambda-powertools==3.37.0",
-    "boto3==1.44.5",
-    "cryptography==50.0.2",
-    "urllib3==2.8.0",
-)
-# Everything the pins above pull in, pinned too (pip --constraint), so that a fresh machine builds
-# the same asset: the asset hash covers these lists, not what PyPI serves on the day.
-RUNTIME_CONSTRAINTS: tuple[str, ...] = (
-    "botocore==1.44.5",
-    "cffi==2.1.1",
-    "jmespath==1.1.0",
-    "pycparser==3.12",
-    "python-dateutil==2.9.0.post0",
-    "s3transfer==0.19.3",
-    "six==1.17.0",
-    "typing_extensions==4.16.0",
-)
+# The Lambda asset's pins: every distribution it bundles, at one version each. `make lock` writes this
+# file from requirements.lock (the same versions the tests run against), so the SDK the handler is
+# tested with is the SDK it ships with; the asset hash covers these pins, not what PyPI serves today.
+LAMBDA_PINS_FILE = Path(__file__).with_name("lambda-requirements.txt")
+
+
+def lambda_pins(path: Path = LAMBDA_PINS_FILE) -> tuple[str, ...]:
+    """The pinned requirement lines (``name==version`` with an optional ``; marker``), comments dropped."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line)
+
+
+def pinned_versions(pins: Sequence[str]) -> dict[str, str]:
+    """``{normalized name: version}`` for ``name==version[ ; marker]`` lines."""
+    versions = {}
+    for pin in pins:
+        name, _, version = pin.split(";", 1)[0].partition("==")
+        versions[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.strip()
+    return versions
+
+
 RUNTIME_PACKAGE = "image_verifier"
-CACHE_DIR_ENV = "SIGNED_IMAGES_BUNDLE_CACHE"  # overrides <cwd>/.cache/lambda-bundles
+CACHE_DIR_ENV = "SIGNED_IMAGES_BUNDLE_CACHE"  # overrides default_cache_root()
 NO_DOCKER_IMAGE = "local-bundling-only/no-docker-image"  # never pulled: try_bundle always succeeds or raises
 PIP_TIMEOUT_SECONDS = 900
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".pytest_cache")
 _ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+def default_cache_root() -> Path:
+    """Where downloaded wheels are kept between synths: ``$SIGNED_IMAGES_BUNDLE_CACHE``, else the user's
+    cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``), never the CDK app's own folder."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "signed-images-cdk" / "lambda-bundles"
 
 
 def runtime_source_dir() -> Path:
@@ -82,16 +93,14 @@ class RuntimeBundler:
     """Bundles the verifier runtime for one (architecture, Python version) without Docker."""
 
     def __init__(self, *, architecture: str, python_version: str, extra_files: Mapping[str, str] | None = None,
-                 requirements: Sequence[str] = RUNTIME_REQUIREMENTS,
-                 constraints: Sequence[str] = RUNTIME_CONSTRAINTS, cache_root: Path | None = None,
+                 requirements: Sequence[str] | None = None, cache_root: Path | None = None,
                  source_dir: Path | None = None) -> None:
         self.architecture = architecture
         self.python_version = python_version
         self.platforms = platform_tags(architecture, python_version)
-        self.requirements = tuple(sorted(requirements))
-        self.constraints = tuple(sorted(constraints))
+        self.requirements = tuple(sorted(lambda_pins() if requirements is None else requirements))
         self.extra_files = dict(extra_files or {})
-        self.cache_root = cache_root or Path(os.environ.get(CACHE_DIR_ENV) or Path.cwd() / ".cache" / "lambda-bundles")
+        self.cache_root = cache_root or default_cache_root()
         self.source_dir = source_dir or runtime_source_dir()
 
     # -- ILocalBundling ---------------------------------------------------------------------------
@@ -106,7 +115,7 @@ class RuntimeBundler:
     # -- the wheel cache --------------------------------------------------------------------------
     @property
     def cache_key(self) -> str:
-        blob = json.dumps({"requirements": self.requirements, "constraints": self.constraints, "platforms": self.platforms,
+        blob = json.dumps({"requirements": self.requirements, "platforms": self.platforms,
                            "python": self.python_version, "implementation": "cp"}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -119,25 +128,27 @@ class RuntimeBundler:
         target = self.cache_dir
         if (target / ".complete").exists():
             return target
+        _require_pip()
         self.cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=self.cache_root))
-        constraints_file = staging.with_suffix(".constraints.txt")
+        requirements_file = staging.with_suffix(".requirements.txt")
         try:
+            # Every distribution is pinned in the file; pip still resolves, so a dependency the pins
+            # forgot would show up in the asset (a test checks that none does).
+            requirements_file.write_text("\n".join(self.requirements) + "\n", encoding="utf-8")
             command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-input",
                        "--disable-pip-version-check", "--only-binary=:all:", "--implementation", "cp",
-                       "--python-version", self.python_version, "--target", str(staging)]
+                       "--python-version", self.python_version, "--target", str(staging),
+                       "--requirement", str(requirements_file)]
             for tag in self.platforms:
                 command += ["--platform", tag]
-            constraints_file.write_text("\n".join(self.constraints) + "\n", encoding="utf-8")
-            command += ["--constraint", str(constraints_file)]
-            result = subprocess.run([*command, *self.requirements], capture_output=True, text=True,
-                                    timeout=PIP_TIMEOUT_SECONDS, check=False)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False)
             if result.returncode != 0:
                 raise RuntimeError(
                     f"pip could not fetch the Lambda runtime's wheels for {self.platforms[0]}, Python "
                     f"{self.python_version} (exit {result.returncode}): {result.stderr.strip()[-2000:]}; "
-                    "check network access to your package index (pip config), or pre-fill "
-                    f"{target} on a machine that has it"
+                    "check access to your package index (pip config), or pre-fill the wheel cache "
+                    f"{target} on a machine that has it (the cache folder is set by ${CACHE_DIR_ENV})"
                 )
             shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: useless in Lambda
             for cache in staging.rglob("__pycache__"):
@@ -150,7 +161,7 @@ class RuntimeBundler:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-            constraints_file.unlink(missing_ok=True)
+            requirements_file.unlink(missing_ok=True)
         return target
 
     # -- the asset --------------------------------------------------------------------------------
@@ -170,6 +181,16 @@ class RuntimeBundler:
             asset_hash_type=AssetHashType.CUSTOM,
             asset_hash=self.asset_hash(),
             bundling=BundlingOptions(image=DockerImage.from_registry(NO_DOCKER_IMAGE), local=self),
+        )
+
+
+def _require_pip() -> None:
+    """Bundling runs pip in this interpreter: say so plainly when the CDK app's environment lacks it."""
+    if importlib.util.find_spec("pip") is None:
+        raise RuntimeError(
+            f"bundling the admission Lambda needs pip in the CDK app's Python ({sys.executable}), and it has "
+            f"none; install it with `{sys.executable} -m ensurepip` (or create the virtualenv without "
+            "--without-pip), or install this package with its [cdk] extra, which depends on pip"
         )
 
 

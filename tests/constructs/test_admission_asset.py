@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from constructs_lib import CosignSigningKey
 from constructs_lib import _bundling
-from constructs_lib._bundling import RUNTIME_CONSTRAINTS, RUNTIME_REQUIREMENTS, RuntimeBundler
+from constructs_lib._bundling import RuntimeBundler, lambda_pins, pinned_versions
 from constructs_lib.admission import AdmissionController
 from tests.constructs.checks import new_app, new_stack, resources
 
@@ -84,19 +84,18 @@ def test_every_distribution_in_the_asset_is_pinned(default_asset):
     asset, _ = default_asset
     installed = {p.name.removesuffix(".dist-info").split("-", 1)[0].lower().replace("_", "-"):
                  p.name.removesuffix(".dist-info").split("-", 1)[1] for p in asset.glob("*.dist-info")}
-    pinned = {name.lower().replace("_", "-"): version
-              for name, version in (r.split("==") for r in (*RUNTIME_REQUIREMENTS, *RUNTIME_CONSTRAINTS))}
+    pinned = pinned_versions(lambda_pins())
     # Then nothing was resolved that the pins do not name, at the pinned version
     assert installed == pinned
 
 
-def test_asset_pins_the_sdk_the_handler_was_tested_with(default_asset):
+def test_asset_ships_the_sdk_the_lock_pins(default_asset):
+    # Given the asset and the pins `make lock` wrote (never what happens to be installed today)
     asset, _ = default_asset
-    import botocore
-
     versions = dict(p.name.removesuffix(".dist-info").split("-", 1) for p in asset.glob("*.dist-info"))
-    assert versions["botocore"] == botocore.__version__
-    assert f"boto3=={versions['boto3']}" in RUNTIME_REQUIREMENTS
+    pins = pinned_versions(lambda_pins())
+    # Then the asset holds exactly the pinned SDK
+    assert versions["botocore"] == pins["botocore"] and versions["boto3"] == pins["boto3"]
 
 
 def test_handler_imports_and_answers_from_the_asset_in_a_fresh_interpreter(local_asset, tmp_path):
