@@ -11,30 +11,55 @@ Use it as a library::
     print(decision.admitted, [v.to_json() for v in decision.verdicts])
 
 or as a command line tool: ``python -m image_verifier verify --policy policy.json IMAGE...``.
+
+The names below are imported on first use (PEP 562): ``import image_verifier.policy`` (what the CDK
+constructs do at synth) needs only the policy model, and a cosign-only CLI run never loads the
+Notation stack, asn1crypto or botocore.
 """
 
 from __future__ import annotations
 
-from .composition import build_verifier
-from .deadline import Deadline
-from .errors import PolicyError, UnavailableError, VerificationError
-from .platform import Platform
-from .policy import Policy
-from .verdict import Decision, Outcome, SignerMatch, Verdict
-from .verifier import ImageRequest, ImageVerifier
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+# public name -> the module that defines it
+_EXPORTS = {
+    "build_verifier": ".composition",
+    "Deadline": ".deadline",
+    "PolicyError": ".errors",
+    "UnavailableError": ".errors",
+    "VerificationError": ".errors",
+    "Platform": ".platform",
+    "Policy": ".policy",
+    "Decision": ".verdict",
+    "Outcome": ".verdict",
+    "SignerMatch": ".verdict",
+    "Verdict": ".verdict",
+    "ImageRequest": ".verifier",
+    "ImageVerifier": ".verifier",
+}
 __all__ = [
-    "Deadline",
-    "Decision",
-    "ImageRequest",
-    "ImageVerifier",
-    "Outcome",
-    "Platform",
-    "Policy",
-    "PolicyError",
-    "SignerMatch",
-    "UnavailableError",
-    "Verdict",
-    "VerificationError",
-    "build_verifier",
+    "Deadline", "Decision", "ImageRequest", "ImageVerifier", "Outcome", "Platform", "Policy", "PolicyError",
+    "SignerMatch", "UnavailableError", "Verdict", "VerificationError", "build_verifier",
 ]
+
+if TYPE_CHECKING:
+    from .composition import build_verifier
+    from .deadline import Deadline
+    from .errors import PolicyError, UnavailableError, VerificationError
+    from .platform import Platform
+    from .policy import Policy
+    from .verdict import Decision, Outcome, SignerMatch, Verdict
+    from .verifier import ImageRequest, ImageVerifier
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
