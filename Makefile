@@ -46,8 +46,8 @@ lock: python-deps ## re-resolve every pin from pyproject.toml's ranges: requirem
 	  --no-annotate --quiet -o $(LAMBDA_PINS)
 
 node-deps: node_modules/.bin/cdk
-node_modules/.bin/cdk: package.json
-	npm install --no-audit --no-fund --loglevel=error
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 bench: python-deps system-deps ## run the benchmarks (not part of the tests)
