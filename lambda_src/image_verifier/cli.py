@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT")
     sign.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS)
     sign.add_argument("image", metavar="IMAGE@DIGEST")
+
+    review = commands.add_parser("review", help="write the security reviewer's report of a synthesized cdk.out/")
+    review.add_argument("cdk_out", type=Path, metavar="CDK_OUT_DIR")
+    review.add_argument("-o", "--output", type=Path, default=None, metavar="REPORT.md",
+                        help="where to write the Markdown report (default: CDK_OUT_DIR/review.md)")
     return parser
 
 
@@ -78,6 +83,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.command == "review":  # reads only cdk.out/; reports its own errors (exit 2), never a traceback
+        from . import review
+        return review.main(args, stdout=out, stderr=err)
     try:
         if args.command == "verify":
             return _verify(args, out, err)
