@@ -28,6 +28,18 @@ class SignerMatch:
     verified_digest: str  # the manifest or index digest the signature covers
     break_glass: bool = False
     signature_digest: str | None = None  # the signature manifest that carried it
+    # What the signature *is*, so that one signature (or one key) under two names counts once:
+    signature_sha256: str | None = None  # sha256: of the signature bytes (legacy, Notation) or of the bundle
+    key_fingerprint: str | None = None  # sha256: of the DER SubjectPublicKeyInfo that verified it
+    warnings: tuple[str, ...] = ()  # failures the signer's verification level logs instead of enforcing
+
+    def shares_material_with(self, other: SignerMatch) -> str | None:
+        """Why `other` is not independent evidence (same signature, same key), or None if it is."""
+        if self.signature_sha256 is not None and self.signature_sha256 == other.signature_sha256:
+            return f"the same signature ({self.signature_sha256})"
+        if self.key_fingerprint is not None and self.key_fingerprint == other.key_fingerprint:
+            return f"the same public key ({self.key_fingerprint})"
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +50,9 @@ class SignerMatch:
             "verifiedDigest": self.verified_digest,
             "breakGlass": self.break_glass,
             "signatureDigest": self.signature_digest,
+            "signatureSha256": self.signature_sha256,
+            "keyFingerprint": self.key_fingerprint,
+            "warnings": list(self.warnings),
         }
 
 
@@ -54,6 +69,9 @@ class Verdict:
     # When the verdict stops being true by itself (an exemption expires, a key's window ends):
     # whoever keeps verdicts (the Lambda's cache) must not reuse it past this time.
     valid_until: datetime | None = None
+    # Failures that were logged, not enforced (a Notation signer at level permissive or audit):
+    # the image was admitted *with* these, and every reader of the verdict must see them.
+    warnings: tuple[str, ...] = ()
 
     @property
     def break_glass(self) -> bool:
@@ -72,6 +90,7 @@ class Verdict:
             "breakGlass": self.break_glass,
             "exemption": self.exemption,
             "validUntil": self.valid_until.isoformat() if self.valid_until else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -103,6 +122,11 @@ class Decision:
     def blocked_by_unavailable(self) -> bool:
         """An unavailable image stops the deployment (unavailableMode is block), for now."""
         return self.unavailable_mode is Mode.BLOCK and self.count(Outcome.UNAVAILABLE) > 0
+
+    @property
+    def admitted_with_warnings(self) -> int:
+        """Images verified only because a verification level logged (did not enforce) a failure."""
+        return sum(1 for v in self.verdicts if v.outcome is Outcome.VERIFIED and v.warnings)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for v in self.verdicts if v.outcome is outcome)

@@ -1,9 +1,12 @@
 """The verifier: one image in, one `Verdict` out, following the policy.
 
-Steps for each image: parse the reference; resolve it to a digest (once); an unexpired exemption
-makes it `exempt`; otherwise the rule with the highest precedence must be satisfied by valid
-signatures on the resolved digest (an index), or, when a platform is given, on that platform's
-manifest; no rule means `rejected`. Errors never escape: they become verdicts.
+Steps for each image: parse the reference; look up its rule and exemptions, and reject an image
+that neither names *before any network call* (a host that no rule names is never contacted, and a
+registry that does not answer cannot turn "no rule" into `unavailable`); resolve it to a digest
+(once); an unexpired exemption makes it `exempt`; otherwise the rule with the highest precedence
+must be satisfied by valid signatures on the resolved digest (an index), or, when a platform is
+given, on that platform's manifest. An all-of rule needs a distinct signature by a distinct key for
+each signer. Errors never escape: they become verdicts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from .cosign.keys import CosignKeyResolver
 from .deadline import Deadline
@@ -23,7 +26,7 @@ from .oci import Registry
 from .platform import Platform, select_platform
 from .policy import CosignKeyTrust, Policy, Rule, SignerKind, TrustedSigner
 from .reference import ImageReference, is_digest
-from .signer_checks import check_cosign, check_notation
+from .signer_checks import cosign_matches, distinct_assignment, notation_matches
 from .verdict import Decision, Outcome, SignerMatch, Verdict
 
 MAX_PARALLEL_IMAGES = 8  # a task definition holds at most 10 containers; threads mostly wait on I/O
@@ -101,6 +104,10 @@ class ImageVerifier:
             ref = ref.with_digest(request.digest)
         now = self._clock()
         rule = self.policy.rule_for(ref.name)
+        if rule is None and not self.policy.may_exempt(ref.name, ref.digest, now):
+            return self._verdict(request, ref.digest, Outcome.REJECTED, [
+                f"no rule matches {ref.name} and no exemption covers it, so it was not looked up; "
+                "add a rule (or an exemption) for it to the policy"])
         try:
             subject = registry.resolve(ref)
         except UnavailableError as exc:
@@ -147,38 +154,48 @@ class ImageVerifier:
                 return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
                                signers=tuple(matches), platform_digest=platform_digest,
                                reasons=(f"signed by {signed_by} on the {label} {target.digest}",),
-                               valid_until=self._keys_valid_until(matches))
+                               valid_until=self._keys_valid_until(matches),
+                               warnings=tuple(w for m in matches for w in m.warnings))
             unavailable = unavailable or outcome is Outcome.UNAVAILABLE
             reasons.extend(f"{label} {target.digest}: {r}" for r in target_reasons)
         return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
                        outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons))
 
     def _satisfy(self, rule: Rule, evidence: Evidence, now: datetime) -> tuple[Outcome, list[SignerMatch], list[str]]:
-        """Check the rule's signers on one digest: any-of stops at the first match, all-of needs each."""
-        matches: list[SignerMatch] = []
+        """Check the rule's signers on one digest.
+
+        any-of stops at the first valid signature. all-of collects every valid signature of each
+        signer and needs one per signer that shares neither its signature nor its public key with
+        another signer's: names are not evidence, key material is.
+        """
+        options: list[list[SignerMatch]] = []
         reasons: list[str] = []
         rejected = unavailable = False
         for name in rule.signer_names:
             try:
-                matches.append(self._check(self.policy.signer(name), rule, evidence, now))
+                found = self._matches(self.policy.signer(name), rule, evidence, now)
                 if not rule.requires_all:
-                    return Outcome.VERIFIED, matches, []
+                    return Outcome.VERIFIED, [next(found)], []
+                options.append(list(found))
             except UnavailableError as exc:
                 unavailable = True
                 reasons.append(f"unavailable: {exc}")
             except ImageVerifierError as exc:
                 rejected = True
                 reasons.append(str(exc))
-        if rule.requires_all and len(matches) == len(rule.signer_names):
-            return Outcome.VERIFIED, matches, []
+        if rule.requires_all and len(options) == len(rule.signer_names):
+            chosen, conflicts = distinct_assignment(rule.signer_names, options)
+            if chosen is not None:
+                return Outcome.VERIFIED, list(chosen), []
+            return Outcome.REJECTED, [], conflicts  # more requests cannot add a key the policy does not name
         if rule.requires_all and rejected:
-            return Outcome.REJECTED, matches, reasons  # a signer that is certainly missing decides
-        return (Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED), matches, reasons
+            return Outcome.REJECTED, [], reasons  # a signer that is certainly missing decides
+        return (Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED), [], reasons
 
-    def _check(self, signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime) -> SignerMatch:
+    def _matches(self, signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime) -> Iterator[SignerMatch]:
         if signer.kind is SignerKind.COSIGN_KEY:
-            return check_cosign(signer, rule, evidence, self._cosign_keys, now)
-        return check_notation(signer, rule, evidence, now, self._revocation)
+            return cosign_matches(signer, rule, evidence, self._cosign_keys, now)
+        return notation_matches(signer, rule, evidence, now, self._revocation)
 
     def _keys_valid_until(self, matches: list[SignerMatch]) -> datetime | None:
         """The earliest end of a validity window among the cosign keys that satisfied the rule."""

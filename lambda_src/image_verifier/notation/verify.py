@@ -18,12 +18,14 @@ Each step yields failures; `levels.judge` decides in one place whether they rais
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ..errors import (
     HostileArtifactError,
@@ -81,6 +83,9 @@ class NotationVerification:
     signing_time: datetime | None  # authentic: signingAuthority time or TSA genTime; None if unproven
     user_annotations: Mapping[str, str] = field(default_factory=dict)  # targetArtifact.annotations
     warnings: tuple[str, ...] = ()  # failures logged (not enforced) under permissive/audit
+    # What the signature is, so that callers count one signature (or one signing key) once:
+    signature_sha256: str | None = None  # sha256: of the envelope's signature value
+    key_fingerprint: str | None = None  # sha256: of the leaf certificate's DER SubjectPublicKeyInfo
 
 
 def verify_notation(
@@ -142,7 +147,14 @@ def verify_notation(
         signing_time=signing_time,
         user_annotations=annotations,
         warnings=tuple(warnings),
+        signature_sha256="sha256:" + hashlib.sha256(env.signature).hexdigest(),
+        key_fingerprint=_key_fingerprint(chain[0]),
     )
+
+
+def _key_fingerprint(leaf: x509.Certificate) -> str:
+    spki = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
 def _authenticity(

@@ -57,13 +57,31 @@ def policy_from_json(raw: str | bytes | Mapping[str, Any], *, environ: Mapping[s
     exemptions = (
         tuple(_exemption(n) for n in exemptions_node.items(max_items=MAX_EXEMPTIONS)) if exemptions_node else ()
     )
+    failure_mode = root.child("failureMode").choice(_MODES) if root.has("failureMode") else Mode.BLOCK
+    _refuse_audit_level_when_blocking(signers, failure_mode, root.child("trustedSigners"))
     return Policy(
         trusted_signers=signers,
         rules=rules,
         exemptions=exemptions,
-        failure_mode=root.child("failureMode").choice(_MODES) if root.has("failureMode") else Mode.BLOCK,
+        failure_mode=failure_mode,
         unavailable_mode=root.child("unavailableMode").choice(_MODES) if root.has("unavailableMode") else Mode.BLOCK,
     )
+
+
+def _refuse_audit_level_when_blocking(signers: tuple[TrustedSigner, ...], failure_mode: Mode, node: Node) -> None:
+    """Level `audit` only logs an untrusted root or identity, so its signer accepts a signature made
+    by anyone: in a blocking policy that is an admission nobody meant. It is a trial setting, and
+    only an audit policy (which admits rejected images anyway, visibly) may hold it."""
+    if failure_mode is Mode.AUDIT:
+        return
+    for index, signer in enumerate(signers):
+        if isinstance(signer.trust, NotationX509Trust) and signer.trust.verification_level == "audit":
+            raise node.child(index).child("notationX509").child("verificationLevel").fail(
+                f"signer {signer.name!r}: level 'audit' accepts signatures from untrusted roots and identities "
+                "(it only logs them), so it would admit images anyone signed; it is allowed only when "
+                "failureMode is 'audit'. Use 'strict' (or 'permissive'), or set failureMode to 'audit' "
+                "while you trial the policy"
+            )
 
 
 def _load(raw: str | bytes | Mapping[str, Any]) -> Any:

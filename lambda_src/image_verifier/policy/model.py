@@ -74,6 +74,12 @@ class NotationX509Trust:
 
 SignerTrust = CosignKeyTrust | AwsSignerTrust | NotationX509Trust
 
+# What a Notation verification level below `strict` logs instead of enforcing (notation/levels.py).
+LOGGED_FAILURES = {
+    "permissive": "expired signatures, certificates outside their validity and revocation failures",
+    "audit": "untrusted roots and identities (anyone's signature verifies), expiry and revocation failures",
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrustedSigner:
@@ -130,11 +136,11 @@ class Exemption:
     digests: tuple[str, ...] = ()
 
     def applies_to(self, name: str, digest: str | None, now: datetime) -> bool:
-        if now >= self.expires:
-            return False
-        if not any(p.matches(name) for p in self.images):
-            return False
-        return not self.digests or (digest is not None and digest in self.digests)
+        return self.names(name, now) and (not self.digests or (digest is not None and digest in self.digests))
+
+    def names(self, name: str, now: datetime) -> bool:
+        """Unexpired and a pattern matches `name`: the image may be exempt once its digest is known."""
+        return now < self.expires and any(p.matches(name) for p in self.images)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,3 +195,22 @@ class Policy:
             if exemption.applies_to(name, digest, now):
                 return exemption
         return None
+
+    def may_exempt(self, name: str, digest: str | None, now: datetime) -> bool:
+        """Could an exemption cover this image? Decided without I/O: with `digest` None (a tag not
+        resolved yet) an exemption that pins digests still might, once the digest is known."""
+        return any(e.names(name, now) and (digest is None or not e.digests or digest in e.digests)
+                   for e in self.exemptions)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Choices that weaken verification and must be visible: the CLI prints these, the handler logs them."""
+        found = []
+        for index, signer in enumerate(self.trusted_signers):
+            trust = signer.trust
+            if isinstance(trust, NotationX509Trust) and trust.verification_level != "strict":
+                found.append(f"trustedSigners[{index}].notationX509.verificationLevel: signer {signer.name!r} is at "
+                             f"level {trust.verification_level!r}, which only logs "
+                             f"{LOGGED_FAILURES[trust.verification_level]}; images it verifies are admitted with "
+                             "warnings")
+        return tuple(found)
