@@ -297,39 +297,42 @@ def test_defers_without_calling_anything_when_the_invocation_has_no_time_left(re
 # --- malformed events and unexpected errors ---------------------------------------------------------
 
 @pytest.mark.parametrize(("event", "message"), [
-    ("not an object", "must be a JSON object"),
+    ("not an object", "the event must be an object"),
     ({}, "has no serviceArn"),
     ({"executionDetails": "x"}, "executionDetails must be an object"),
-    (hook_event(revision_arn="arn:aws:ecs:us-east-1:111111111111:task/abc"), "is not an ARN like"),
+    (hook_event(revision_arn="arn:aws:ecs:us-east-1:111111111111:task/abc"), "must be an ARN like"),
     (hook_event(revision_arn=REVISION_ARN.replace("payments-api", "other")), "does not belong to serviceArn"),
-    (hook_event(stage="PRE_FLIGHT"), "is not an ECS lifecycle stage"),
+    (hook_event(stage="PRE_FLIGHT"), "must be an ECS lifecycle stage"),
     (hook_event(hook_details={"imageAdmission": {"attempt": "2"}}), "must be a positive whole number"),
 ])
 def test_rejects_event_when_it_is_malformed(registry, key, event, message, capsys):
     ecs = StubbedEcs()
     admission = admission_handler(_policy(registry, key), ecs, insecure_registries=[registry.host])
     assert admission.handle(event) == {"hookStatus": "FAILED"}
-    [line] = admission.log_lines()
-    assert line["level"] == "ERROR" and message in line["message"]
+    [record] = admission.audit_records()
+    assert record["level"] == "ERROR" and record["errorKind"] == "malformed-event"
+    assert message in record["error"] and record["reason"] == record["error"]
     assert emf_metrics(capsys.readouterr().out)["HandlerErrors"] == 1
 
 
-@pytest.mark.parametrize(("mode", "status"), [("block", "FAILED"), ("audit", "SUCCEEDED")])
-def test_answers_by_unavailable_mode_when_verification_raises(registry, key, key_file, mode, status):
-    # Given a verifier that raises (a bug), in block and in audit mode
+@pytest.mark.parametrize("mode", ["block", "audit"])
+def test_refuses_in_every_mode_when_verification_raises(registry, key, key_file, mode):
+    # Given a verifier that raises (a bug), under either unavailableMode and failureMode
     image = _signed(registry, key_file, layer=b"boom")
     ecs = StubbedEcs()
     ecs.revision([("app", str(image.ref), image.digest)])
-    admission = admission_handler(_policy(registry, key, unavailableMode=mode), ecs, insecure_registries=[registry.host])
+    admission = admission_handler(_policy(registry, key, unavailableMode=mode, failureMode=mode), ecs,
+                                  insecure_registries=[registry.host])
 
     def explode(*args, **kwargs):
         raise RuntimeError("injected failure")
 
     admission.handler._verifier.decide = explode  # type: ignore[method-assign]
-    # When / Then ECS still gets a valid answer, and the record says what happened
-    assert admission.handle(hook_event()) == {"hookStatus": status}
+    # When / Then an error nobody expected is a rejection in every mode, and the record says what happened
+    assert admission.handle(hook_event()) == {"hookStatus": "FAILED"}
     record = admission.audit_records()[0]
-    assert "RuntimeError: injected failure" in record["error"]
+    assert record["errorKind"] == "internal" and "internal error: RuntimeError: injected failure" in record["error"]
+    assert record["admittedInAuditMode"] is False
     assert any(line.get("exception") for line in admission.log_lines())
 
 

@@ -6,7 +6,13 @@ deadline (the Lambda's remaining time minus a margin); judge them with the polic
 A call that overruns the deadline (boto3 calls cannot be interrupted) is not waited for past half
 the margin: the answer is then "unavailable", so ECS always gets one before the Lambda times out.
 When only `unavailable` verdicts stand in the way and attempts remain, answer IN_PROGRESS so that
-ECS calls again after `callBackDelay`; the attempt counter travels in `hookDetails`.
+ECS calls again after `callBackDelay` (long enough for the largest `Retry-After` a throttling
+registry sent, up to a bound); the attempt counter travels in `hookDetails`.
+
+Fail closed: only "AWS or a registry did not answer" is `unavailable` (judged by
+`unavailableMode`). A malformed event, an ECS answer of the wrong shape, an ECS refusal (access
+denied, not found) and any exception nobody expected are answered FAILED in every mode, each with
+an audit record whose `errorKind` and `error` say why (docs/admission.md has the table).
 
 Every client is injected (see `handler.app` for the composition root), so this module is pure
 orchestration and is tested with real parts: the registry, a botocore-stubbed ECS client.
@@ -14,6 +20,9 @@ orchestration and is tested with real parts: the registry, a botocore-stubbed EC
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 import threading
 import time
 from typing import Any, Callable, Protocol, Sequence, TypeVar
@@ -23,6 +32,7 @@ from ..errors import DeadlineExceededError, UnavailableError
 from ..policy import Mode, Policy
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
+from .aws_errors import AwsRefusedError, MalformedAnswerError
 from .cache import VerdictCache
 from .ecs import Revision, RevisionReader
 from .events import EventError, HookEvent, HookStatus, respond
@@ -30,6 +40,12 @@ from .settings import MIN_DECISION_SECONDS, Settings
 from .telemetry import Telemetry, image_entry
 
 FALLBACK_REMAINING_SECONDS = 30.0  # when called without a Lambda context (local runs)
+# errorKind in the audit record: why no verdict over the images was reached.
+ERROR_MALFORMED_EVENT = "malformed-event"  # FAILED in every mode
+ERROR_MALFORMED_ANSWER = "malformed-answer"  # an ECS answer we cannot read: FAILED in every mode
+ERROR_AWS_REFUSED = "aws-refused"  # ECS refused (access denied, not found, validation): FAILED in every mode
+ERROR_INTERNAL = "internal"  # an exception nobody expected: FAILED in every mode
+ERROR_UNAVAILABLE = "unavailable"  # ECS did not answer, or no time was left: judged by unavailableMode
 T = TypeVar("T")
 
 
@@ -53,28 +69,30 @@ class AdmissionHandler:
         self._clock = clock
 
     def handle(self, event: Any, context: LambdaContext | None) -> dict[str, Any]:
+        """Always a valid hook response: whatever goes wrong, ECS is answered (FAILED unless decided)."""
         started = self._clock()
         try:
-            try:
-                hook = HookEvent.parse(event)
-            except EventError as exc:
-                self._telemetry.problem(f"answered FAILED to an event that is not a lifecycle-hook event: {exc}",
-                                        eventKeys=sorted(event)[:20] if isinstance(event, dict) else None)
-                return respond(HookStatus.FAILED)
-            try:
-                return self._decide(hook, context, started)
-            except Exception as exc:  # noqa: BLE001 - ECS must always get a valid answer
-                self._telemetry.logger.exception("unexpected error while deciding; judged as unavailable")
-                status = HookStatus.FAILED if self._policy.unavailable_mode is Mode.BLOCK else HookStatus.SUCCEEDED
-                record = self._record(hook, status, images=[], revision=None, started=started,
-                                      error=f"internal error: {type(exc).__name__}: {exc}")
-                self._telemetry.decision(record, latency_ms=record["latencyMs"])
-                return respond(status)
+            return self._handle(event, context, started)
+        except Exception as exc:  # noqa: BLE001 - even the refusal could not be recorded; still answer
+            _last_resort(exc)
+            return respond(HookStatus.FAILED)
         finally:
             try:
                 self._telemetry.flush()
             except Exception:  # noqa: BLE001 - lost metrics must not change the answer
                 self._telemetry.logger.exception("could not flush metrics")
+
+    def _handle(self, event: Any, context: LambdaContext | None, started: float) -> dict[str, Any]:
+        try:
+            hook = HookEvent.parse(event)
+        except EventError as exc:
+            return self._refuse(None, started, ERROR_MALFORMED_EVENT,
+                                f"the event is not a lifecycle-hook event we can act on: {exc}", event=event)
+        try:
+            return self._decide(hook, context, started)
+        except Exception as exc:  # noqa: BLE001 - an error nobody expected is a rejection in every mode
+            self._telemetry.logger.exception("unexpected error while deciding; answered FAILED")
+            return self._refuse(hook, started, ERROR_INTERNAL, f"internal error: {type(exc).__name__}: {str(exc)[:1000]}")
 
     def _decide(self, hook: HookEvent, context: LambdaContext | None, started: float) -> dict[str, Any]:
         remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
@@ -91,13 +109,19 @@ class AdmissionHandler:
                                                 lambda: self._read_and_verify(hook, deadline))
         except UnavailableError as exc:
             status = self._judge_unavailable(hook)
-            record = self._record(hook, status, images=[], revision=None, started=started, error=str(exc))
-            return self._answer(hook, status, record)
+            record = self._record(hook, status, images=[], revision=None, started=started, error=str(exc),
+                                  error_kind=ERROR_UNAVAILABLE)
+            return self._answer(hook, status, record, callback_delay=self.settings.callback_delay)
+        except AwsRefusedError as exc:  # ECS said no (access denied, not found): asking again changes nothing
+            return self._refuse(hook, started, ERROR_AWS_REFUSED, str(exc))
+        except MalformedAnswerError as exc:  # nothing is known of what the revision runs
+            return self._refuse(hook, started, ERROR_MALFORMED_ANSWER, str(exc))
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
-        record = self._record(hook, status, images=images, revision=revision, started=started)
-        return self._answer(hook, status, record)
+        delay, retry_after = self._callback_delay(decision.verdicts)
+        record = self._record(hook, status, images=images, revision=revision, started=started, retry_after=retry_after)
+        return self._answer(hook, status, record, callback_delay=delay)
 
     def _read_and_verify(self, hook: HookEvent, deadline: Deadline) -> tuple[Revision, list[tuple[Verdict, bool]]]:
         revision = self._revisions.read(hook.revision_arn, hook.region)
@@ -133,27 +157,53 @@ class AdmissionHandler:
             return HookStatus.IN_PROGRESS
         return HookStatus.FAILED
 
-    def _answer(self, hook: HookEvent, status: HookStatus, record: dict[str, Any]) -> dict[str, Any]:
-        self._telemetry.decision(record, latency_ms=record["latencyMs"])
-        return respond(status, callback_delay=self.settings.callback_delay, attempt=hook.attempt + 1)
+    def _callback_delay(self, verdicts: Sequence[Verdict]) -> tuple[int, float | None]:
+        """ECS's wait before it calls again, and the largest Retry-After that a throttling registry asked for.
 
-    def _record(self, hook: HookEvent, status: HookStatus, *, images: list[dict[str, Any]], revision: Revision | None,
-                started: float, error: str | None = None) -> dict[str, Any]:
+        A registry that said "retry after N seconds" (429/503) is not asked again sooner: the delay
+        covers the largest such N, bounded so that a hostile registry cannot park a deployment.
+        """
+        waits = [_seconds(getattr(v, "retry_after", None)) for v in verdicts if v.outcome is Outcome.UNAVAILABLE]
+        retry_after = max((w for w in waits if w is not None), default=None)
+        delay = self.settings.callback_delay
+        if retry_after is not None:
+            delay = max(delay, min(math.ceil(retry_after), self.settings.max_callback_delay))
+        return delay, retry_after
+
+    def _refuse(self, hook: HookEvent | None, started: float, kind: str, error: str, *, event: Any = None) -> dict[str, Any]:
+        """FAILED in every mode, with an audit record that says why."""
+        record = self._record(hook, HookStatus.FAILED, images=[], revision=None, started=started, error=error,
+                              error_kind=kind)
+        if hook is None:
+            record["eventKeys"] = _event_keys(event)
+        self._telemetry.decision(record, latency_ms=record["latencyMs"])
+        return respond(HookStatus.FAILED)
+
+    def _answer(self, hook: HookEvent, status: HookStatus, record: dict[str, Any], *, callback_delay: int) -> dict[str, Any]:
+        if status is HookStatus.IN_PROGRESS:
+            record["callBackDelay"] = callback_delay
+        self._telemetry.decision(record, latency_ms=record["latencyMs"])
+        return respond(status, callback_delay=callback_delay, attempt=hook.attempt + 1)
+
+    def _record(self, hook: HookEvent | None, status: HookStatus, *, images: list[dict[str, Any]],
+                revision: Revision | None, started: float, error: str | None = None, error_kind: str | None = None,
+                retry_after: float | None = None) -> dict[str, Any]:
         counts = {o.value: sum(1 for i in images if i["outcome"] == o.value) for o in Outcome}
         blocked = counts[Outcome.REJECTED.value] + counts[Outcome.UNAVAILABLE.value] > 0 or error is not None
         return {
             "hookStatus": status.value,
             "decision": {HookStatus.SUCCEEDED: "admitted", HookStatus.FAILED: "refused",
                          HookStatus.IN_PROGRESS: "deferred"}[status],
+            "reason": _reason(images, error),
             "admittedInAuditMode": status is HookStatus.SUCCEEDED and blocked,
-            "service": hook.service_arn,
-            "revision": hook.revision_arn,
-            "stage": hook.stage,
-            "executionId": hook.execution_id,
-            "deployment": hook.deployment_arn,
+            "service": hook.service_arn if hook else None,
+            "revision": hook.revision_arn if hook else None,
+            "stage": hook.stage if hook else None,
+            "executionId": hook.execution_id if hook else None,
+            "deployment": hook.deployment_arn if hook else None,
             "taskDefinition": revision.task_definition if revision else None,
             "platform": str(revision.platform) if revision else None,
-            "attempt": hook.attempt,
+            "attempt": hook.attempt if hook else None,
             "maxAttempts": self.settings.max_attempts,
             "policyHash": self._policy.policy_hash,
             "failureMode": self._policy.failure_mode.value,
@@ -162,8 +212,45 @@ class AdmissionHandler:
             "images": images,
             "counts": counts,
             "breakGlass": any(i["breakGlass"] for i in images),
+            "retryAfter": retry_after,
             "error": error,
+            "errorKind": error_kind,
         }
+
+
+def _reason(images: list[dict[str, Any]], error: str | None) -> str | None:
+    """One line saying why the deployment did not simply go ahead: the error, or the first image that stopped it."""
+    if error:
+        return error
+    for outcome in (Outcome.REJECTED, Outcome.UNAVAILABLE):
+        for image in images:
+            if image["outcome"] == outcome.value:
+                first = next(iter(image.get("reasons") or ()), None)
+                return f"{image['container'] or image['image']}: {outcome.value}" + (f": {first}" if first else "")
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    """A usable Retry-After in seconds, or None (absent, negative, not a finite number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def _event_keys(event: Any) -> list[str] | None:
+    """The top-level keys of an event we could not read (for the record; bounded, never the values)."""
+    if not isinstance(event, dict):
+        return None
+    return sorted(str(k)[:100] for k in list(event)[:50])
+
+
+def _last_resort(exc: Exception) -> None:
+    """The audit record itself could not be written: leave one JSON line by hand, then answer FAILED."""
+    try:
+        print(json.dumps({"level": "ERROR", "message": "the admission function failed while refusing; answered FAILED",
+                          "error": f"{type(exc).__name__}: {str(exc)[:1000]}"}), file=sys.stdout, flush=True)
+    except Exception:  # noqa: BLE001, S110 - nothing is left to report with; the answer still goes out
+        pass
 
 
 def _finish_within(seconds: float, work: Callable[[], T]) -> T:

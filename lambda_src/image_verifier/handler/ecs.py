@@ -10,10 +10,16 @@ not declare is verified too.
 `overrides.runtimePlatform.cpuArchitecture`, which ECS sets when tasks really run on another
 architecture than the task definition says, wins. Task definitions are immutable, so their
 platform is cached for the life of the function.
+
+Every field read here is read strictly (`_shape`): a field of the wrong type or with an unknown
+value raises `MalformedAnswerError` naming the field, and the handler answers FAILED in every
+mode, since nothing is known of what will run. Fields we do not read are ignored (AWS adds
+fields). How AWS errors are judged is in `aws_errors`.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,10 +27,21 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..errors import AwsUnavailableError
 from ..platform import Platform
+from ..reference import is_digest
+from . import _shape
+from .aws_errors import AwsRefusedError, MalformedAnswerError, judge_aws_error
 
 MAX_CONTAINERS = 50  # ECS allows 10 containers per task definition; more is a malformed answer
 MAX_CACHED_TASK_DEFINITIONS = 256
+MAX_IMAGE_LENGTH = 4096  # an image reference is at most 2048 characters (reference.MAX_REFERENCE_LENGTH)
+MAX_NAME_LENGTH = 255  # ECS container names
+MAX_ARN_LENGTH = 2048
+MAX_FAILURES = 100  # we ask for one revision; ECS reports at most one failure per ARN asked
 _ARCHITECTURES = {"X86_64": "amd64", "ARM64": "arm64"}
+# ECS's OSFamily values: LINUX and WINDOWS_SERVER_<version>_<FULL|CORE> (new versions appear over time).
+_OS_FAMILY = re.compile(r"LINUX|WINDOWS_SERVER_[0-9A-Z]{2,8}_(?:FULL|CORE)")
+_TASK_DEFINITION_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/[A-Za-z0-9_-]{1,255}:[0-9]{1,10}")
+RETRYABLE_FAILURES = frozenset({"MISSING"})  # a revision ECS just named may not be readable yet
 DEFAULT_PLATFORM = Platform(os="linux", architecture="amd64")
 
 
@@ -60,25 +77,26 @@ class RevisionReader:
         self._lock = threading.Lock()
 
     def read(self, revision_arn: str, region: str) -> Revision:
+        """The revision, or `AwsUnavailableError` (ask again later), `AwsRefusedError` or
+        `MalformedAnswerError` (refuse now)."""
         ecs = self._ecs_for_region(region)
-        answer = _call(lambda: ecs.describe_service_revisions(serviceRevisionArns=[revision_arn]),
-                       "DescribeServiceRevisions")
-        revisions = [r for r in answer.get("serviceRevisions") or () if r.get("serviceRevisionArn") == revision_arn]
-        if not revisions:
-            failures = "; ".join(f"{f.get('reason')}: {f.get('detail') or f.get('arn')}"
-                                 for f in answer.get("failures") or ())
-            raise AwsUnavailableError(f"ECS did not describe {revision_arn}" + (f" ({failures})" if failures else ""))
-        revision = revisions[0]
-        task_definition = revision.get("taskDefinition")
-        if not isinstance(task_definition, str) or not task_definition:
-            raise AwsUnavailableError(f"ECS described {revision_arn} without a task definition")
+        call = "ECS DescribeServiceRevisions"
+        answer = _shape.mapping(_call(lambda: ecs.describe_service_revisions(serviceRevisionArns=[revision_arn]), call),
+                                f"the {call} answer", MalformedAnswerError)
+        revision = _the_revision(answer, revision_arn, call)
+        task_definition = _shape.string(revision.get("taskDefinition"), f"{call}: serviceRevisions[0].taskDefinition",
+                                        MalformedAnswerError, max_length=MAX_ARN_LENGTH)
+        if not _TASK_DEFINITION_ARN.fullmatch(task_definition):
+            raise MalformedAnswerError(f"{call}: serviceRevisions[0].taskDefinition is not a task-definition ARN, "
+                                       f"{_shape.got(task_definition)}")
         platform, declared = self._task_definition(ecs, task_definition)
-        override = ((revision.get("overrides") or {}).get("runtimePlatform") or {}).get("cpuArchitecture")
+        override = _override_architecture(revision, f"{call}: serviceRevisions[0]")
         if override:
-            platform = Platform(os=platform.os, architecture=_architecture(override))
-        images = _every_container(declared, _container_images(revision.get("containerImages") or ()))
-        if not images:
-            raise AwsUnavailableError(f"neither {revision_arn} nor {task_definition} lists a container image")
+            platform = Platform(os=platform.os, architecture=override)
+        listed = _shape.array(revision.get("containerImages", []), f"{call}: serviceRevisions[0].containerImages",
+                              MalformedAnswerError, max_items=MAX_CONTAINERS)
+        images = _every_container(declared, tuple(
+            _listed_image(item, f"{call}: serviceRevisions[0].containerImages[{n}]") for n, item in enumerate(listed)))
         return Revision(arn=revision_arn, task_definition=task_definition, platform=platform, images=images)
 
     def _task_definition(self, ecs: EcsClient, arn: str) -> tuple[Platform, tuple[ContainerImage, ...]]:
@@ -86,27 +104,113 @@ class RevisionReader:
             if arn in self._task_definitions:
                 self._task_definitions.move_to_end(arn)
                 return self._task_definitions[arn]
-        answer = _call(lambda: ecs.describe_task_definition(taskDefinition=arn), "DescribeTaskDefinition")
-        definition = answer.get("taskDefinition") or {}
-        runtime = definition.get("runtimePlatform") or {}
-        family = runtime.get("operatingSystemFamily") or "LINUX"
-        platform = Platform(os="windows" if family.startswith("WINDOWS") else "linux",
-                            architecture=_architecture(runtime.get("cpuArchitecture") or "X86_64"))
-        # The task definition's own images: what the tasks will run, listed by ECS or not.
-        declared = _container_images(
-            {"containerName": c.get("name", ""), "image": c.get("image")} for c in definition.get("containerDefinitions") or ()
-        )
-        with self._lock:
-            self._task_definitions[arn] = (platform, declared)
+        call = "ECS DescribeTaskDefinition"
+        answer = _shape.mapping(_call(lambda: ecs.describe_task_definition(taskDefinition=arn), call),
+                                f"the {call} answer", MalformedAnswerError)
+        parsed = _parse_task_definition(answer, arn, call)
+        with self._lock:  # only a well-formed answer is remembered
+            self._task_definitions[arn] = parsed
             while len(self._task_definitions) > MAX_CACHED_TASK_DEFINITIONS:
                 self._task_definitions.popitem(last=False)
-        return platform, declared
+        return parsed
 
 
-def _architecture(value: str) -> str:
-    if value not in _ARCHITECTURES:
-        raise AwsUnavailableError(f"unknown cpuArchitecture {value!r} (expected X86_64 or ARM64)")
+def _the_revision(answer: Mapping[str, Any], arn: str, call: str) -> Mapping[str, Any]:
+    """The one revision we asked for; a failure ECS reports for it is judged here."""
+    revisions = _shape.array(answer.get("serviceRevisions", []), f"{call}: serviceRevisions", MalformedAnswerError,
+                             max_items=1)
+    failures = _shape.array(answer.get("failures", []), f"{call}: failures", MalformedAnswerError,
+                            max_items=MAX_FAILURES)
+    if revisions:
+        revision = _shape.mapping(revisions[0], f"{call}: serviceRevisions[0]", MalformedAnswerError)
+        described = revision.get("serviceRevisionArn")
+        if described != arn:
+            raise MalformedAnswerError(f"{call} described another revision than {arn}: "
+                                       f"serviceRevisions[0].serviceRevisionArn {_shape.got(described)}")
+        return revision
+    reasons = []
+    for n, item in enumerate(failures):
+        failure = _shape.mapping(item, f"{call}: failures[{n}]", MalformedAnswerError)
+        reason = _shape.optional_string(failure, "reason", f"{call}: failures[{n}]", MalformedAnswerError,
+                                        max_length=MAX_ARN_LENGTH)
+        detail = _shape.optional_string(failure, "detail", f"{call}: failures[{n}]", MalformedAnswerError,
+                                        max_length=MAX_ARN_LENGTH)
+        reasons.append((reason, f"{reason}: {detail}" if detail else str(reason)))
+    if not reasons:
+        raise MalformedAnswerError(f"{call} neither described {arn} nor reported a failure for it")
+    said = f"ECS did not describe {arn} ({'; '.join(text for _, text in reasons)})"
+    if all(reason in RETRYABLE_FAILURES for reason, _ in reasons):
+        raise AwsUnavailableError(said)
+    raise AwsRefusedError(said)
+
+
+def _parse_task_definition(answer: Mapping[str, Any], arn: str, call: str) -> tuple[Platform, tuple[ContainerImage, ...]]:
+    definition = _shape.mapping(answer.get("taskDefinition"), f"{call}: taskDefinition", MalformedAnswerError)
+    described = definition.get("taskDefinitionArn")
+    if described is not None and described != arn:
+        raise MalformedAnswerError(f"{call} described another task definition than {arn}: "
+                                   f"taskDefinitionArn {_shape.got(described)}")
+    runtime = definition.get("runtimePlatform")
+    runtime = {} if runtime is None else _shape.mapping(runtime, f"{call}: taskDefinition.runtimePlatform",
+                                                        MalformedAnswerError)
+    where = f"{call}: taskDefinition.runtimePlatform"
+    family = _shape.optional_string(runtime, "operatingSystemFamily", where, MalformedAnswerError,
+                                    max_length=64) or "LINUX"
+    if not _OS_FAMILY.fullmatch(family):
+        raise MalformedAnswerError(f"{where}.operatingSystemFamily is not an ECS operating system family (LINUX, "
+                                   f"WINDOWS_SERVER_..._FULL|CORE), {_shape.got(family)}")
+    architecture = _architecture(runtime, f"{where}.cpuArchitecture") or "amd64"
+    platform = Platform(os="windows" if family.startswith("WINDOWS") else "linux", architecture=architecture)
+    # The task definition's own images: what the tasks will run, listed by ECS or not.
+    containers = _shape.array(definition.get("containerDefinitions"), f"{call}: taskDefinition.containerDefinitions",
+                              MalformedAnswerError, max_items=MAX_CONTAINERS)
+    if not containers:
+        raise MalformedAnswerError(f"{call}: taskDefinition.containerDefinitions lists no container")
+    declared = []
+    for n, item in enumerate(containers):
+        path = f"{call}: taskDefinition.containerDefinitions[{n}]"
+        container = _shape.mapping(item, path, MalformedAnswerError)
+        declared.append(ContainerImage(
+            container_name=_shape.string(container.get("name"), f"{path}.name", MalformedAnswerError,
+                                         max_length=MAX_NAME_LENGTH),
+            image=_shape.string(container.get("image"), f"{path}.image", MalformedAnswerError,
+                                max_length=MAX_IMAGE_LENGTH),
+            digest=None))
+    return platform, tuple(declared)
+
+
+def _override_architecture(revision: Mapping[str, Any], path: str) -> str | None:
+    overrides = revision.get("overrides")
+    if overrides is None:
+        return None
+    overrides = _shape.mapping(overrides, f"{path}.overrides", MalformedAnswerError)
+    runtime = overrides.get("runtimePlatform")
+    if runtime is None:
+        return None
+    runtime = _shape.mapping(runtime, f"{path}.overrides.runtimePlatform", MalformedAnswerError)
+    return _architecture(runtime, f"{path}.overrides.runtimePlatform.cpuArchitecture")
+
+
+def _architecture(runtime: Mapping[str, Any], path: str) -> str | None:
+    value = runtime.get("cpuArchitecture")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in _ARCHITECTURES:
+        raise MalformedAnswerError(f"{path} must be X86_64 or ARM64, {_shape.got(value)}")
     return _ARCHITECTURES[value]
+
+
+def _listed_image(item: Any, path: str) -> ContainerImage:
+    entry = _shape.mapping(item, path, MalformedAnswerError)
+    name = entry.get("containerName")
+    digest = _shape.optional_string(entry, "imageDigest", path, MalformedAnswerError, max_length=200)
+    if digest is not None and not is_digest(digest):
+        raise MalformedAnswerError(f"{path}.imageDigest must be a sha256:/sha512: digest, {_shape.got(digest)}")
+    return ContainerImage(
+        container_name="" if name is None else _shape.string(name, f"{path}.containerName", MalformedAnswerError,
+                                                             max_length=MAX_NAME_LENGTH, empty=True),
+        image=_shape.string(entry.get("image"), f"{path}.image", MalformedAnswerError, max_length=MAX_IMAGE_LENGTH),
+        digest=digest)
 
 
 def _every_container(declared: tuple[ContainerImage, ...],
@@ -119,30 +223,14 @@ def _every_container(declared: tuple[ContainerImage, ...],
         images.append(same[0] if same else container)
     images += [i for i in listed if i not in images]
     if len(images) > MAX_CONTAINERS:
-        raise AwsUnavailableError(f"ECS listed more than {MAX_CONTAINERS} containers")
+        raise MalformedAnswerError(f"ECS listed more than {MAX_CONTAINERS} containers")
     return tuple(images)
 
 
-def _container_images(items: Any) -> tuple[ContainerImage, ...]:
-    images = []
-    for item in items:
-        image = item.get("image")
-        if not isinstance(image, str) or not image:
-            raise AwsUnavailableError(f"ECS listed container {item.get('containerName')!r} without an image")
-        images.append(ContainerImage(container_name=str(item.get("containerName") or ""), image=image,
-                                     digest=item.get("imageDigest") or None))
-        if len(images) > MAX_CONTAINERS:
-            raise AwsUnavailableError(f"ECS listed more than {MAX_CONTAINERS} containers")
-    return tuple(images)
-
-
-def _call(call: Callable[[], Mapping[str, Any]], operation: str) -> Mapping[str, Any]:
+def _call(call: Callable[[], Any], operation: str) -> Any:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return call()
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsUnavailableError(f"ECS {operation} failed: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise AwsUnavailableError(f"ECS {operation} failed: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise judge_aws_error(exc, operation) from exc

@@ -24,8 +24,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Mapping
 
+from . import _shape
+
 STATE_KEY = "imageAdmission"  # our key inside hookDetails
 MAX_ATTEMPT = 1000  # a hostile or corrupted attempt counter is clamped, never trusted to be small
+MAX_STRING = 2048  # an ARN or an id is far shorter; bounds the regexes and what is logged
+MAX_HOOK_DETAILS = 64 * 1024  # hookDetails given as a JSON string; ours is a few dozen bytes
 
 _ARN_HEAD = r"arn:aws(?:-[a-z]+)*:ecs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
 SERVICE_ARN = re.compile(_ARN_HEAD + r"service/(?P<cluster>[A-Za-z0-9_-]{1,255})/(?P<service>[A-Za-z0-9_-]{1,255})")
@@ -66,13 +70,13 @@ class HookEvent:
 
     @classmethod
     def parse(cls, event: Any) -> HookEvent:
-        if not isinstance(event, Mapping):
-            raise EventError(f"the event must be a JSON object, got {type(event).__name__}")
+        """The event, or `EventError` naming the field that is missing or of the wrong shape."""
+        event = _shape.mapping(event, "the event", EventError)
         details = event.get("executionDetails")
         if details is None:
             details = event  # the older, flat shape
-        elif not isinstance(details, Mapping):
-            raise EventError(f"executionDetails must be an object, got {type(details).__name__}")
+        else:
+            details = _shape.mapping(details, "executionDetails", EventError)
         service = _arn(details, "serviceArn", SERVICE_ARN, "arn:aws:ecs:<region>:<account>:service/<cluster>/<service>")
         revision = _arn(details, "targetServiceRevisionArn", REVISION_ARN,
                         "arn:aws:ecs:<region>:<account>:service-revision/<cluster>/<service>/<id>")
@@ -82,8 +86,10 @@ class HookEvent:
                                                                        r["service"]):
             raise EventError(f"targetServiceRevisionArn {revision} does not belong to serviceArn {service}")
         stage = event.get("lifecycleStage")
-        if stage is not None and stage not in STAGES:
-            raise EventError(f"lifecycleStage {stage!r} is not an ECS lifecycle stage ({', '.join(sorted(STAGES))})")
+        # The type first: a list or an object here is not hashable, and must be refused, not raised on.
+        if stage is not None and (not isinstance(stage, str) or stage not in STAGES):
+            raise EventError(f"lifecycleStage must be an ECS lifecycle stage ({', '.join(sorted(STAGES))}), "
+                             f"{_shape.got(stage)}")
         hook_details = _hook_details(event.get("hookDetails"))
         return cls(
             service_arn=service,
@@ -109,8 +115,8 @@ def _arn(details: Mapping[str, Any], key: str, pattern: re.Pattern[str], shape: 
     value = details.get(key)
     if value is None:
         raise EventError(f"the event has no {key} (looked in executionDetails and at the top level)")
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise EventError(f"{key} {str(value)[:200]!r} is not an ARN like {shape}")
+    if not isinstance(value, str) or len(value) > MAX_STRING or not pattern.fullmatch(value):
+        raise EventError(f"{key} must be an ARN like {shape}, {_shape.got(value)}")
     return value
 
 
@@ -118,8 +124,8 @@ def _optional_string(event: Mapping[str, Any], key: str) -> str | None:
     value = event.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 2048:
-        raise EventError(f"{key} must be a string of at most 2048 characters")
+    if not isinstance(value, str) or len(value) > MAX_STRING:
+        raise EventError(f"{key} must be a string of at most {MAX_STRING} characters, {_shape.got(value)}")
     return value
 
 
@@ -128,20 +134,20 @@ def _hook_details(value: Any) -> Mapping[str, Any]:
     if value is None:
         return {}
     if isinstance(value, str):
+        if len(value) > MAX_HOOK_DETAILS:
+            raise EventError(f"hookDetails is {len(value)} characters long; at most {MAX_HOOK_DETAILS} are read")
         try:
             value = json.loads(value)
-        except ValueError as exc:
-            raise EventError(f"hookDetails is a string but not JSON: {exc}") from exc
-    if not isinstance(value, Mapping):
-        raise EventError(f"hookDetails must be an object, got {type(value).__name__}")
-    return value
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser's stack
+            raise EventError(f"hookDetails is a string but not JSON: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    return _shape.mapping(value, "hookDetails", EventError)
 
 
 def _attempt(hook_details: Mapping[str, Any]) -> int:
     state = hook_details.get(STATE_KEY)
     if state is None:
         return 1
-    attempt = state.get("attempt") if isinstance(state, Mapping) else None
+    attempt = _shape.mapping(state, f"hookDetails.{STATE_KEY}", EventError).get("attempt")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise EventError(f"hookDetails.{STATE_KEY}.attempt must be a positive whole number, got {attempt!r}")
+        raise EventError(f"hookDetails.{STATE_KEY}.attempt must be a positive whole number, {_shape.got(attempt)}")
     return min(attempt, MAX_ATTEMPT)

@@ -20,6 +20,7 @@ POLICY_FILE_ENV = "ADMISSION_POLICY_FILE"
 DEADLINE_MARGIN_ENV = "ADMISSION_DEADLINE_MARGIN_SECONDS"
 MAX_ATTEMPTS_ENV = "ADMISSION_MAX_ATTEMPTS"
 CALLBACK_DELAY_ENV = "ADMISSION_CALLBACK_DELAY_SECONDS"
+MAX_CALLBACK_DELAY_ENV = "ADMISSION_MAX_CALLBACK_DELAY_SECONDS"
 CACHE_SECONDS_ENV = "ADMISSION_VERDICT_CACHE_SECONDS"
 REJECTION_CACHE_SECONDS_ENV = "ADMISSION_REJECTION_CACHE_SECONDS"
 CACHE_SIZE_ENV = "ADMISSION_VERDICT_CACHE_SIZE"
@@ -31,6 +32,9 @@ TASK_ROOT_ENV = "LAMBDA_TASK_ROOT"
 DEFAULT_DEADLINE_MARGIN = 5.0  # seconds kept back from the Lambda timeout to log, flush metrics and answer
 DEFAULT_MAX_ATTEMPTS = 3  # invocations per hook before "unavailable" is final (IN_PROGRESS in between)
 DEFAULT_CALLBACK_DELAY = 30  # seconds; ECS's own default callBackDelay
+# A registry's Retry-After lengthens callBackDelay up to this: a hostile or confused registry asking
+# for hours cannot park a deployment (max_attempts of these is the longest wait).
+DEFAULT_MAX_CALLBACK_DELAY = 300
 DEFAULT_CACHE_SECONDS = 300.0  # a verified or exempt verdict is reused this long in a warm function
 DEFAULT_REJECTION_CACHE_SECONDS = 30.0  # short: someone may sign the image and redeploy at once
 DEFAULT_CACHE_SIZE = 1024  # verdicts; a few hundred bytes each
@@ -49,6 +53,7 @@ class Settings:
     deadline_margin: float = DEFAULT_DEADLINE_MARGIN
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     callback_delay: int = DEFAULT_CALLBACK_DELAY
+    max_callback_delay: int = DEFAULT_MAX_CALLBACK_DELAY
     cache_seconds: float = DEFAULT_CACHE_SECONDS
     rejection_cache_seconds: float = DEFAULT_REJECTION_CACHE_SECONDS
     cache_size: int = DEFAULT_CACHE_SIZE
@@ -65,6 +70,8 @@ class Settings:
             deadline_margin=_number(env, DEADLINE_MARGIN_ENV, DEFAULT_DEADLINE_MARGIN, minimum=0.0),
             max_attempts=int(_number(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, minimum=1, integer=True)),
             callback_delay=int(_number(env, CALLBACK_DELAY_ENV, DEFAULT_CALLBACK_DELAY, minimum=1, integer=True)),
+            max_callback_delay=int(_number(env, MAX_CALLBACK_DELAY_ENV, DEFAULT_MAX_CALLBACK_DELAY, minimum=1,
+                                           integer=True)),
             cache_seconds=_number(env, CACHE_SECONDS_ENV, DEFAULT_CACHE_SECONDS, minimum=0.0),
             rejection_cache_seconds=_number(env, REJECTION_CACHE_SECONDS_ENV, DEFAULT_REJECTION_CACHE_SECONDS,
                                             minimum=0.0),

@@ -18,7 +18,7 @@ AUDIT_MESSAGE = "image admission decision"
 METRIC_ADMITTED = "Admitted"  # decisions answered SUCCEEDED
 METRIC_REJECTED = "Rejected"  # decisions answered FAILED
 METRIC_IN_PROGRESS = "InProgress"  # decisions deferred with IN_PROGRESS
-METRIC_ERRORS = "HandlerErrors"  # malformed events, misconfiguration, unexpected exceptions
+METRIC_ERRORS = "HandlerErrors"  # malformed events or ECS answers, ECS refusals, misconfiguration, unexpected exceptions
 METRIC_IMAGES = {
     Outcome.VERIFIED: "ImagesVerified",
     Outcome.EXEMPT: "ImagesExempt",
@@ -27,6 +27,12 @@ METRIC_IMAGES = {
 }
 METRIC_BREAK_GLASS = "BreakGlassImages"  # images admitted on a break-glass signature: alarm on any
 METRIC_LATENCY = "DecisionLatency"  # milliseconds from invocation to answer
+# Images admitted (verified or exempt) in an admitted decision whose verdict carries warnings: a
+# signer at verificationLevel audit/permissive let a failed check pass. Alarm on any.
+METRIC_ADMITTED_WITH_WARNINGS = "AdmittedWithWarnings"
+_ADMITTING = frozenset({Outcome.VERIFIED.value, Outcome.EXEMPT.value})
+# errorKind values that are not a fault of the handler or its inputs: AWS or a registry did not answer.
+_NOT_AN_ERROR = frozenset({None, "unavailable"})
 
 
 class Logger(Protocol):
@@ -60,13 +66,19 @@ class Telemetry:
     def decision(self, record: dict[str, Any], *, latency_ms: float) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
-        self.logger.info(AUDIT_MESSAGE, extra={"auditRecord": AUDIT_RECORD_VERSION, **record})
+        # A refusal because of a fault (malformed input, ECS refused, a bug) is logged at ERROR level.
+        fault = record.get("errorKind") not in _NOT_AN_ERROR
+        log = self.logger.error if fault else self.logger.info
+        log(AUDIT_MESSAGE, extra={"auditRecord": AUDIT_RECORD_VERSION, **record})
         status = record["hookStatus"]
         self._count({"SUCCEEDED": METRIC_ADMITTED, "FAILED": METRIC_REJECTED, "IN_PROGRESS": METRIC_IN_PROGRESS}[status])
         for outcome, name in METRIC_IMAGES.items():
             self._count(name, sum(1 for i in record["images"] if i["outcome"] == outcome.value))
         self._count(METRIC_BREAK_GLASS, sum(1 for i in record["images"] if i["breakGlass"]))
-        if record.get("error"):
+        if status == "SUCCEEDED":
+            self._count(METRIC_ADMITTED_WITH_WARNINGS, sum(1 for i in record["images"]
+                                                           if i["outcome"] in _ADMITTING and i.get("warnings")))
+        if fault:
             self._count(METRIC_ERRORS)
         self._metrics.add_metric(name=METRIC_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
 

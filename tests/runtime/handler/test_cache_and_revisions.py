@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from image_verifier.errors import AwsUnavailableError
+from image_verifier.handler.aws_errors import AwsRefusedError
 from image_verifier.handler.cache import VerdictCache
 from image_verifier.handler.ecs import RevisionReader
 from image_verifier.platform import Platform
@@ -136,8 +137,10 @@ def test_reports_ecs_failures_as_unavailable(queue, message):
         RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1")
 
 
-def test_reports_access_denied_as_unavailable_with_the_code():
+def test_rejects_revision_read_naming_the_code_when_ecs_denies_access():
+    # Given a role without ecs:DescribeServiceRevisions: asking again will get the same answer
     ecs = StubbedEcs()
     ecs.error("AccessDeniedException", "not authorized to perform: ecs:DescribeServiceRevisions")
-    with pytest.raises(AwsUnavailableError, match="AccessDeniedException"):
+    # When / Then the read is refused (FAILED in every mode), not judged unavailable
+    with pytest.raises(AwsRefusedError, match="AccessDeniedException: not authorized .*grant the admission"):
         RevisionReader(lambda region: ecs.client).read(REVISION_ARN, "us-east-1")

@@ -68,7 +68,7 @@ def test_reads_the_attempt_from_hook_details_given_as_object_or_json_string():
 
 
 @pytest.mark.parametrize(("event", "message"), [
-    ([], "must be a JSON object"),
+    ([], "the event must be an object, got an array"),
     ({"executionDetails": {"serviceArn": SERVICE_ARN}}, "has no targetServiceRevisionArn"),
     (hook_event(service_arn="arn:aws:ecs:us-east-1:111111111111:cluster/prod"), "serviceArn"),
     ({**hook_event(), "hookDetails": "not json"}, "hookDetails is a string but not JSON"),
