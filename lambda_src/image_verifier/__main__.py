@@ -5,5 +5,6 @@ from __future__ import annotations
 import sys
 
 from .cli import main
+from .cli_hints import MODULE_PROGRAM
 
-sys.exit(main())
+sys.exit(main(prog=MODULE_PROGRAM))
