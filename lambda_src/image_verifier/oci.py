@@ -6,10 +6,10 @@ ever built from bytes whose digest was checked against the digest it was fetched
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
+from ._json import strict_json_loads as strict_json_loads  # re-exported: the one reader, older import path
 from .errors import HostileArtifactError
 from .reference import ImageReference, is_digest
 
@@ -149,27 +149,6 @@ class Manifest:
         if len(raw) > MAX_DESCRIPTORS:
             raise HostileArtifactError(f"manifest {self.digest} lists more than {MAX_DESCRIPTORS} {key}")
         return [Descriptor.from_json(item, where=f"{key}[{i}] of {self.digest}") for i, item in enumerate(raw)]
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def strict_json_loads(raw: bytes | str, *, what: str) -> Any:
-    """json.loads of UTF-8 only (no BOM, no UTF-16 guessing) that rejects duplicate keys,
-    wrapping every failure in HostileArtifactError."""
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if text.startswith("\ufeff"):
-            raise ValueError("a byte-order mark is not allowed")
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise HostileArtifactError(f"{what} is not valid JSON: {exc}") from exc
 
 
 class Registry(Protocol):

@@ -23,7 +23,7 @@ from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError,
 from .evidence import Evidence
 from .notation.awssigner import RevocationChecker
 from .oci import Registry
-from .platform import Platform, select_platform
+from .platform import Platform, platform_conflict, select_platform
 from .policy import CosignKeyTrust, Policy, Rule, SignerKind, TrustedSigner
 from .reference import ImageReference, is_digest
 from .signer_checks import cosign_matches, distinct_assignment, notation_matches
@@ -129,22 +129,25 @@ class ImageVerifier:
             return self._verdict(request, digest, Outcome.REJECTED,
                                  [f"no rule matches {ref.name}; add a rule (or an exemption) to the policy"])
         targets = [subject]
-        platform_digest = None
+        platform_digest = platform_problem = None
         if subject.is_index and request.platform is not None:
             try:
                 chosen = select_platform(subject, request.platform)
                 platform_digest = chosen.digest
-                platform_manifest = registry.get_manifest(ref, chosen.digest)
-                if platform_manifest.is_index:  # the entry said image manifest; the bytes say otherwise
-                    raise VerificationError(f"the manifest {chosen.digest} listed for platform {request.platform} "
-                                            f"is not an image manifest ({platform_manifest.media_type})")
-                targets.append(platform_manifest)
+                # A signature on the chosen manifest alone counts only if it is all the runtime could pick.
+                platform_problem = platform_conflict(subject, request.platform, chosen.digest)
+                if platform_problem is None:
+                    platform_manifest = registry.get_manifest(ref, chosen.digest)
+                    if platform_manifest.is_index:  # the entry said image manifest; the bytes say otherwise
+                        raise VerificationError(f"the manifest {chosen.digest} listed for platform {request.platform} "
+                                                f"is not an image manifest ({platform_manifest.media_type})")
+                    targets.append(platform_manifest)
             except VerificationError as exc:
                 return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
             except UnavailableError as exc:
                 return self._verdict(request, digest, Outcome.UNAVAILABLE,
                                      [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name)
-        reasons: list[str] = []
+        reasons: list[str] = [platform_problem] if platform_problem else []
         unavailable = False
         for target in targets:
             label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")

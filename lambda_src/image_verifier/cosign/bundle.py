@@ -13,7 +13,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import SignatureIntegrityError
-from ..oci import Descriptor, Manifest, strict_json_loads
+from .._json import strict_json_loads
+from ..oci import Descriptor, Manifest
 from ..policy.keys import hash_for
 from .payload import check_required_annotations, decode_base64
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import SignatureIdentityError, SignatureIntegrityError
-from ..oci import strict_json_loads
+from .._json import strict_json_loads
 from ..reference import is_digest
 
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"

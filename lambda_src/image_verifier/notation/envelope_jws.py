@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import HostileArtifactError, SignatureIntegrityError
-from ..oci import strict_json_loads
+from .._json import strict_json_loads
 from .algorithms import Algorithm
 from .envelope import (
     SIGNING_AGENT,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..errors import HostileArtifactError, SignatureIntegrityError
-from ..oci import Descriptor, strict_json_loads
+from .._json import strict_json_loads
+from ..oci import Descriptor
 
 
 def check_payload(payload: bytes, subject: Descriptor) -> Mapping[str, str]:
