@@ -35,11 +35,12 @@ class SignerMatch:
 
     def shares_material_with(self, other: SignerMatch) -> str | None:
         """Why `other` is not independent evidence (same signature, same key), or None if it is."""
+        shared = []
         if self.signature_sha256 is not None and self.signature_sha256 == other.signature_sha256:
-            return f"the same signature ({self.signature_sha256})"
+            shared.append(f"the same signature ({self.signature_sha256})")
         if self.key_fingerprint is not None and self.key_fingerprint == other.key_fingerprint:
-            return f"the same public key ({self.key_fingerprint})"
-        return None
+            shared.append(f"the same public key ({self.key_fingerprint})")
+        return " and ".join(shared) or None
 
     def to_json(self) -> dict[str, Any]:
         return {
