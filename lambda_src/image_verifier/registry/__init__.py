@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 from ._digest import compute_digest
+from ._retry import MAX_THROTTLE_ATTEMPTS, RegistryThrottledError
 from ._transport import CONNECT_TIMEOUT_CAP, MAX_REDIRECTS, READ_TIMEOUT_CAP
 from .auth import BasicCredentials, CredentialProvider, EcrCredentials, StaticCredentials, parse_ecr_host
 from .client import RegistryClient
 from .referrers import MAX_REFERRER_PAGES, MAX_REFERRERS, referrers_tag
 from .session import MANIFEST_ACCEPT, RegistrySession, RegistryWriter
+from .urls import RegistryUrl, UnsafeUrlError, parse_registry_url
 
 __all__ = [
     "BasicCredentials",
@@ -31,12 +33,17 @@ __all__ = [
     "MAX_REDIRECTS",
     "MAX_REFERRERS",
     "MAX_REFERRER_PAGES",
+    "MAX_THROTTLE_ATTEMPTS",
     "READ_TIMEOUT_CAP",
     "RegistryClient",
     "RegistrySession",
+    "RegistryThrottledError",
+    "RegistryUrl",
     "RegistryWriter",
     "StaticCredentials",
+    "UnsafeUrlError",
     "compute_digest",
     "parse_ecr_host",
+    "parse_registry_url",
     "referrers_tag",
 ]

@@ -1,17 +1,17 @@
 """HTTP for the registry client: one urllib3 pool, deadline-bounded calls, bounded bodies.
 
 Everything a registry answers passes through `Transport.send`, which
-- refuses plain http unless the host was named insecure, before any byte is sent;
-- gives every attempt a timeout of min(per-call cap, deadline remaining);
-- follows redirects itself (GET/HEAD only, a few hops) and drops `Authorization` when the
-  redirect leaves the origin that the header was made for (ECR blobs redirect to S3);
+- checks every URL with the one URL parser (`urls.parse_registry_url`) before any byte is sent:
+  https anywhere, http only to hosts named insecure, nothing another parser could read as another host;
+- follows redirects itself (GET/HEAD only, a few hops), each `Location` through that parser, and drops
+  `Authorization` when a hop leaves the origin (scheme, host, port) the header was made for;
+- bounds every exchange twice: each connect/read by min(per-call cap, deadline remaining), and the
+  whole exchange by the deadline itself (`_watchdog`: a server that trickles its headers or body one
+  byte at a time is cut off at the deadline, so no thread, and no process, outlives it);
 - reads bodies incrementally and stops past the caller's bound;
-- retries an idempotent request once on a reset connection, 429 or 503, when the deadline allows;
+- retries an idempotent request once on a reset connection, and on 429/503 honours `Retry-After` with a
+  capped, jittered back-off while the deadline allows (`_retry`); past that it fails at once;
 - turns every urllib3/socket error into `RegistryUnavailableError` or `DeadlineExceededError`.
-
-Limit: a socket timeout bounds each read, not a whole response, so a server that trickles bytes can
-overrun the deadline by at most one read timeout (itself never longer than what was left); the
-deadline is checked between chunks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
-from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
@@ -27,11 +26,13 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from ..deadline import Deadline
 from ..errors import DeadlineExceededError, HostileArtifactError, RegistryUnavailableError
+from ._retry import MAX_THROTTLE_ATTEMPTS, MIN_ATTEMPT_SECONDS, RegistryThrottledError, parse_retry_after, pause_before_retry
+from ._watchdog import POOL_CLASSES, WATCHDOG
+from .urls import RegistryUrl, insecure_origins, parse_registry_url
 
 CONNECT_TIMEOUT_CAP = 3.0  # seconds; a healthy registry accepts TCP+TLS in well under one
 READ_TIMEOUT_CAP = 10.0  # seconds per socket read; ECR/S3 start a response within a few seconds
 MAX_REDIRECTS = 3  # ECR needs one (registry -> S3); more is a loop or an attack
-RETRY_BACKOFF_SECONDS = 0.2  # one short pause before the single retry; the deadline bounds the rest
 MAX_ERROR_BODY_BYTES = 16 * 1024  # an error body is only read for its message
 READ_CHUNK_BYTES = 64 * 1024  # incremental reads: the bound is checked between chunks
 POOL_HOSTS = 16  # registries (and S3 hosts) one warm Lambda talks to
@@ -59,13 +60,6 @@ class Response:
         return f"HTTP {self.status}" + (f": {text}" if text else "")
 
 
-def origin_of(url: str) -> tuple[str, str]:
-    """(scheme, host:port) with the default port made explicit, for same-origin checks."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, f"{(parts.hostname or '').lower()}:{port}"
-
-
 class Transport:
     """Thread-safe: urllib3's PoolManager is, and this class keeps no per-call state."""
 
@@ -78,7 +72,8 @@ class Transport:
         ca_certs: str | None = None,
         user_agent: str = "image-verifier",
     ) -> None:
-        self._insecure = frozenset(h.lower() for h in insecure_hosts)
+        self._insecure_names = frozenset(h.lower() for h in insecure_hosts)
+        self._insecure = insecure_origins(insecure_hosts)
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._user_agent = user_agent
@@ -86,27 +81,25 @@ class Transport:
             num_pools=POOL_HOSTS, maxsize=POOL_CONNECTIONS_PER_HOST, block=False, retries=False,
             ca_certs=ca_certs,
         )
+        # Connections that attach to the deadline watchdog (see _watchdog.py); same pools otherwise.
+        self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)  # type: ignore[assignment]
 
     def base_url(self, host: str) -> str:
         """`https://host`, or `http://host` when the host was named insecure."""
-        return f"{'http' if host.lower() in self._insecure else 'https'}://{host}"
+        return f"{'http' if host.lower() in self._insecure_names else 'https'}://{host}"
 
-    def check_allowed(self, url: str) -> None:
-        """Refuse before sending: https anywhere, http only to hosts named insecure."""
-        parts = urlsplit(url)
-        if parts.scheme == "https" and parts.hostname:
-            return
-        if parts.scheme == "http" and (parts.netloc or "").lower() in self._insecure:
-            return
-        raise RegistryUnavailableError(
-            f"refusing to send a request to {parts.scheme}://{parts.netloc}: only https is allowed unless the "
-            f"host:port is listed in insecure registries (--insecure-registry)"
-        )
+    def parse(
+        self, raw: str, *, base: str | RegistryUrl | None = None, what: str = "a URL", same_origin: bool = False
+    ) -> RegistryUrl:
+        """The one URL parser (urls.py) with this transport's insecure hosts: where a request would go."""
+        if isinstance(base, str):
+            base = parse_registry_url(base, insecure=self._insecure, what="the base URL")
+        return parse_registry_url(raw, insecure=self._insecure, base=base, what=what, same_origin=same_origin)
 
     def send(
         self,
         method: str,
-        url: str,
+        url: str | RegistryUrl,
         *,
         deadline: Deadline,
         headers: Mapping[str, str] | None = None,
@@ -115,75 +108,99 @@ class Transport:
         what: str,
         on_request: Callable[[str, str], None] = lambda method, url: None,
     ) -> Response:
-        """One logical request: retries once and follows redirects; `on_request` sees every HTTP request."""
-        attempt = 0
+        """One logical request: follows redirects and retries (see the module docstring); `on_request` sees every HTTP request."""
+        target = url if isinstance(url, RegistryUrl) else self.parse(url, what=f"the URL of {what}")
+        attempt, reset_retried = 0, False
         while True:
             try:
-                response = self._follow(method, url, deadline, dict(headers or {}), body, max_bytes, what, on_request)
-            except ProtocolError as exc:  # reset or dropped connection
-                if not self._may_retry(method, attempt, deadline):
-                    raise RegistryUnavailableError(f"connection to {_host(url)} failed while fetching {what}: {exc}") from exc
-            else:
-                if response.status not in _RETRY_STATUSES or not self._may_retry(method, attempt, deadline):
-                    return response
+                response = self._follow(method, target, deadline, dict(headers or {}), body, max_bytes, what, on_request)
+            except ProtocolError as exc:  # reset or dropped connection (often a stale pooled one): once, at once
+                if method not in _IDEMPOTENT or reset_retried or deadline.remaining() < MIN_ATTEMPT_SECONDS:
+                    raise RegistryUnavailableError(f"connection to {target.netloc} failed while fetching {what}: {exc}") from exc
+                reset_retried = True
+                continue
+            if response.status not in _RETRY_STATUSES:
+                return response
             attempt += 1
-            time.sleep(RETRY_BACKOFF_SECONDS)
-
-    def _may_retry(self, method: str, attempt: int, deadline: Deadline) -> bool:
-        return method in _IDEMPOTENT and attempt == 0 and deadline.remaining() > 2 * RETRY_BACKOFF_SECONDS
+            retry_after = parse_retry_after(response.header("Retry-After"))
+            _raise_if_no_retry(method, response, target, what, attempt, retry_after, deadline)
+            # The registry's own Retry-After fits (checked above); our back-off is shortened to fit.
+            time.sleep(min(pause_before_retry(attempt - 1, retry_after), max(deadline.remaining() - MIN_ATTEMPT_SECONDS, 0.0)))
 
     def _follow(
-        self, method: str, url: str, deadline: Deadline, headers: dict[str, str], body: bytes | None,
+        self, method: str, url: RegistryUrl, deadline: Deadline, headers: dict[str, str], body: bytes | None,
         max_bytes: int, what: str, on_request: Callable[[str, str], None],
     ) -> Response:
-        auth_origin = origin_of(url)
+        auth_origin = url.origin
         for _hop in range(MAX_REDIRECTS + 1):
-            if "Authorization" in headers and origin_of(url) != auth_origin:
-                # Never hand the registry's credential to another host (S3 rejects it; it leaks the token).
+            if "Authorization" in headers and url.origin != auth_origin:
+                # Never hand the registry's credential to another origin (S3 rejects it; it leaks the token).
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
             response = self._once(method, url, deadline, headers, body, max_bytes, what, on_request)
             if response.status not in _REDIRECT_STATUSES or method not in _IDEMPOTENT:
                 return response
             location = response.header("Location")
             if not location:
-                raise RegistryUnavailableError(f"{_host(url)} answered {response.status} without a Location for {what}")
-            url = urljoin(url, location)
-        raise RegistryUnavailableError(f"more than {MAX_REDIRECTS} redirects while fetching {what}; last was to {_host(url)}")
+                raise RegistryUnavailableError(f"{url.netloc} answered {response.status} without a Location for {what}")
+            url = self.parse(location, base=url, what=f"the redirect Location for {what}")
+        raise RegistryUnavailableError(f"more than {MAX_REDIRECTS} redirects while fetching {what}; last was to {url.netloc}")
 
     def _once(
-        self, method: str, url: str, deadline: Deadline, headers: dict[str, str], body: bytes | None,
+        self, method: str, url: RegistryUrl, deadline: Deadline, headers: dict[str, str], body: bytes | None,
         max_bytes: int, what: str, on_request: Callable[[str, str], None],
     ) -> Response:
-        self.check_allowed(url)
         timeout = urllib3.Timeout(connect=deadline.timeout(self._connect_timeout), read=deadline.timeout(self._read_timeout))
         # identity: digests are over the stored bytes, and a compressed body could expand without bound.
         all_headers = {"User-Agent": self._user_agent, "Accept-Encoding": "identity", **headers}
-        on_request(method, url)
+        on_request(method, url.url)
+        exchange = WATCHDOG.arm(deadline.expires_at)
+        raw: urllib3.BaseHTTPResponse | None = None
         try:
             raw = self._pool.request(
-                method, url, headers=all_headers, body=body, timeout=timeout, redirect=False,
+                method, url.url, headers=all_headers, body=body, timeout=timeout, redirect=False,
                 retries=False, preload_content=False, decode_content=False,
             )
-        except ProtocolError:
-            raise
-        except (HTTPError, OSError) as exc:
-            raise _unavailable(exc, url, what, deadline) from exc
-        try:
             limit = max_bytes if 200 <= raw.status < 300 else MAX_ERROR_BODY_BYTES
             strict = 200 <= raw.status < 300 and method != "HEAD"
             data = _read_bounded(raw, limit, strict=strict, what=what, deadline=deadline)
-        except ProtocolError:
-            raw.close()
-            raise
         except (HTTPError, OSError) as exc:
-            raw.close()
-            raise _unavailable(exc, url, what, deadline) from exc
+            if raw is not None:
+                raw.close()  # a half-read response must not go back to the pool
+            if WATCHDOG.disarm(exchange) or deadline.remaining() <= 0:
+                raise DeadlineExceededError(f"the deadline passed while fetching {what} from {url.netloc}") from exc
+            if isinstance(exc, ProtocolError):
+                raise  # send() may retry a reset connection once
+            raise _unavailable(exc, url, what) from exc
         except BaseException:
-            raw.close()  # a half-read response must not go back to the pool
+            if raw is not None:
+                raw.close()
             raise
         finally:
-            raw.release_conn()
-        return Response(status=raw.status, headers=_Headers(raw.headers), body=data, url=url)
+            fired = WATCHDOG.disarm(exchange)  # before the connection can go back to the pool
+            if raw is not None:
+                raw.release_conn()
+        if fired:
+            # A shut-down socket reads as a clean end of a body without Content-Length: never trust it.
+            raise DeadlineExceededError(f"the deadline passed while fetching {what} from {url.netloc}")
+        return Response(status=raw.status, headers=_Headers(raw.headers), body=data, url=url.url)
+
+
+def _raise_if_no_retry(
+    method: str, response: Response, url: RegistryUrl, what: str, attempt: int, retry_after: float | None,
+    deadline: Deadline,
+) -> None:
+    """Fail at once when another try is not allowed or its wait would pass the deadline."""
+    asked = f" (Retry-After: {retry_after:g} s)" if retry_after is not None else ""
+    said = f"{url.netloc} answered {response.error_text()} to {what}{asked}"
+    if method not in _IDEMPOTENT or attempt >= MAX_THROTTLE_ATTEMPTS:
+        tries = f" {attempt} times" if attempt > 1 else ""
+        raise RegistryThrottledError(f"{said}{tries}; retry later", retry_after=retry_after)
+    left = deadline.remaining()
+    if (retry_after or 0.0) + MIN_ATTEMPT_SECONDS > left:
+        raise RegistryThrottledError(
+            f"{said}; waiting would pass the verification deadline ({max(left, 0.0):.1f} s left); retry later",
+            retry_after=retry_after,
+        )
 
 
 class _Headers(dict[str, str]):
@@ -218,15 +235,9 @@ def _read_bounded(raw: urllib3.BaseHTTPResponse, limit: int, *, strict: bool, wh
         deadline.check()
 
 
-def _unavailable(exc: BaseException, url: str, what: str, deadline: Deadline) -> Exception:
-    if deadline.remaining() <= 0:
-        return DeadlineExceededError(f"the deadline passed while fetching {what} from {_host(url)}")
+def _unavailable(exc: BaseException, url: RegistryUrl, what: str) -> Exception:
     if isinstance(exc, NewConnectionError):  # before timeouts: urllib3 2 derives it from ConnectTimeoutError
-        return RegistryUnavailableError(f"cannot connect to {_host(url)} while fetching {what}: {exc}")
+        return RegistryUnavailableError(f"cannot connect to {url.netloc} while fetching {what}: {exc}")
     if isinstance(exc, Urllib3TimeoutError):
-        return RegistryUnavailableError(f"{_host(url)} did not answer in time while fetching {what}")
-    return RegistryUnavailableError(f"cannot reach {_host(url)} while fetching {what}: {exc}")
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+        return RegistryUnavailableError(f"{url.netloc} did not answer in time while fetching {what}")
+    return RegistryUnavailableError(f"cannot reach {url.netloc} while fetching {what}: {exc}")

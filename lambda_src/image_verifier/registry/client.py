@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from ..deadline import Deadline
 from ..errors import RegistryUnavailableError
 from ._counter import RequestCounter
-from ._transport import CONNECT_TIMEOUT_CAP, READ_TIMEOUT_CAP, Response, Transport, origin_of
+from ._transport import CONNECT_TIMEOUT_CAP, READ_TIMEOUT_CAP, Response, Transport
 from .auth import (
     DEFAULT_TOKEN_LIFETIME,
     BasicCredentials,
@@ -26,6 +26,7 @@ from .auth import (
     parse_challenge,
 )
 from .session import RegistrySession
+from .urls import RegistryUrl
 
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024  # a token response is a JWT or two; far below this
 MAX_REMEMBERED_CHALLENGES = 1024  # per (registry, repository, pull/push); bounded so a long-lived client stays small
@@ -78,6 +79,12 @@ class RegistryClient(RequestCounter):
     def base_url(self, host: str) -> str:
         return self._transport.base_url(host)
 
+    def parse_url(
+        self, raw: str, *, base: str | RegistryUrl | None = None, what: str = "a URL", same_origin: bool = False
+    ) -> RegistryUrl:
+        """The one URL parser (urls.py): where a request to `raw` would go; refuses anything ambiguous."""
+        return self._transport.parse(raw, base=base, what=what, same_origin=same_origin)
+
     # -- used by RegistrySession ------------------------------------------------------------------
 
     def send(
@@ -97,8 +104,10 @@ class RegistryClient(RequestCounter):
         """Send with the registry's credentials, answering one 401 challenge; counts every request."""
         deadline = session.deadline
         base = self.base_url(host)
-        # Credentials belong to the registry's origin: an upload Location or a Link elsewhere gets none.
-        authorize = origin_of(url) == origin_of(base)
+        target = self.parse_url(url, what=f"the URL of {what}")
+        # Credentials belong to the registry's origin (scheme, host, port), as the HTTP client reads it:
+        # an upload Location or a Link elsewhere gets none.
+        authorize = target.origin == self.parse_url(base, what="the registry URL").origin
         key: _ChallengeKey = (base, repository, push)
 
         def counted(method: str, url: str) -> None:
@@ -107,7 +116,7 @@ class RegistryClient(RequestCounter):
 
         auth, token_key, _fresh = self._authorization(session, host, key) if authorize else (None, None, False)
         response = self._transport.send(
-            method, url, deadline=deadline, headers=_with_auth(headers, auth), body=body, max_bytes=max_bytes,
+            method, target, deadline=deadline, headers=_with_auth(headers, auth), body=body, max_bytes=max_bytes,
             what=what, on_request=counted,
         )
         if response.status != 401 or not authorize:
@@ -121,7 +130,7 @@ class RegistryClient(RequestCounter):
         if retry_auth is None or (retry_auth == auth and not fresh):
             return response
         return self._transport.send(
-            method, url, deadline=deadline, headers=_with_auth(headers, retry_auth), body=body, max_bytes=max_bytes,
+            method, target, deadline=deadline, headers=_with_auth(headers, retry_auth), body=body, max_bytes=max_bytes,
             what=what, on_request=counted,
         )
 

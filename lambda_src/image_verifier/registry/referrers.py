@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from ..errors import HostileArtifactError
 from ..oci import MAX_MANIFEST_BYTES, OCI_EMPTY_CONFIG, OCI_INDEX, Descriptor, Manifest
 from ..reference import ImageReference
 from ._digest import compute_digest
-from ._transport import origin_of
 
 if TYPE_CHECKING:
     from .session import RegistrySession
@@ -74,12 +73,15 @@ def _from_api(session: RegistrySession, ref: ImageReference, digest: str, artifa
         if not index.is_index:
             raise HostileArtifactError(f"{what} is a {index.media_type}, not an image index")
         result.extend(index.manifests)
-        next_url = _next_link(response.header("Link"), response.url)
-        if next_url is None:
+        link = _next_link(response.header("Link"))
+        if link is None:
             return result
-        if origin_of(next_url) != origin_of(base):
+        # The one URL parser decides where the next page would go and refuses ambiguous URLs;
+        # pagination never leaves the registry's origin (UnsafeUrlError, a HostileArtifactError).
+        next_url = session.parse_url(link, base=response.url, what=f"the next-page Link of {what}", same_origin=True)
+        if next_url.origin != session.parse_url(base, what="the referrers URL").origin:  # page 1 was redirected away
             raise HostileArtifactError(f"{what} links its next page to another host ({next_url})")
-        url = next_url
+        url = next_url.url
     raise HostileArtifactError(f"referrers of {ref.name}@{digest} span more than {MAX_REFERRER_PAGES} pages")
 
 
@@ -94,8 +96,9 @@ def _from_tag_schema(session: RegistrySession, ref: ImageReference, digest: str)
     return index.manifests
 
 
-def _next_link(header: str | None, current_url: str) -> str | None:
+def _next_link(header: str | None) -> str | None:
+    """The raw `rel="next"` target, unresolved: resolving it is the URL parser's job."""
     if not header:
         return None
     match = _NEXT_LINK_RE.search(header)
-    return urljoin(current_url, match.group(1)) if match else None
+    return match.group(1) if match else None

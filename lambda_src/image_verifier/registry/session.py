@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Protocol, Sequence
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from ..deadline import Deadline
 from ..errors import HostileArtifactError, ImageNotFoundError, InvalidReferenceError, RegistryUnavailableError
@@ -27,6 +27,7 @@ from ._counter import RequestCounter
 from ._digest import compute_digest
 from ._transport import MAX_ERROR_BODY_BYTES, Response
 from .referrers import discover_referrers
+from .urls import RegistryUrl
 
 if TYPE_CHECKING:
     from .client import RegistryClient
@@ -107,7 +108,8 @@ class RegistrySession(RequestCounter):
         if started.status != 202 or not started.header("Location"):
             self.raise_for_status(started, ref, f"starting an upload to {ref.name}", expected=202)
             raise RegistryUnavailableError(f"{ref.api_host} started an upload to {ref.name} without a Location")
-        location = urljoin(started.url, started.header("Location") or "")
+        location = self._client.parse_url(started.header("Location") or "", base=started.url,
+                                          what=f"the upload Location for {what}").url
         url = f"{location}{'&' if '?' in location else '?'}digest={quote(digest)}"
         done = self.request("PUT", ref, url=url, body=data, content_type="application/octet-stream",
                             max_bytes=MAX_ERROR_BODY_BYTES, what=what, push=True)
@@ -136,6 +138,10 @@ class RegistrySession(RequestCounter):
     def base_url(self, ref: ImageReference) -> str:
         return self._client.base_url(ref.api_host)
 
+    def parse_url(self, raw: str, *, base: str | None = None, what: str, same_origin: bool = False) -> RegistryUrl:
+        """The client's one URL parser (urls.py), for URLs a registry hands back (Link, Location)."""
+        return self._client.parse_url(raw, base=base, what=what, same_origin=same_origin)
+
     def request(
         self, method: str, ref: ImageReference, path: str = "", *, url: str | None = None, max_bytes: int,
         what: str, accept: str | None = None, body: bytes | None = None, content_type: str | None = None,
@@ -157,8 +163,6 @@ class RegistrySession(RequestCounter):
             )
         if status == 404:
             raise ImageNotFoundError(f"{what} not found ({response.error_text()})")
-        if status == 429:
-            raise RegistryUnavailableError(f"{ref.api_host} is throttling requests ({what}, HTTP 429); retry later")
         raise RegistryUnavailableError(f"{ref.api_host} failed {what} ({response.error_text()})")
 
     def _manifest(self, ref: ImageReference, reference: str, *, expected: str | None) -> Manifest | None:
