@@ -27,10 +27,9 @@ METRIC_IMAGES = {
 }
 METRIC_BREAK_GLASS = "BreakGlassImages"  # images admitted on a break-glass signature: alarm on any
 METRIC_LATENCY = "DecisionLatency"  # milliseconds from invocation to answer
-# Images admitted (verified or exempt) in an admitted decision whose verdict carries warnings: a
-# signer at verificationLevel audit/permissive let a failed check pass. Alarm on any.
+# Images verified in an admitted decision only because a signer at verificationLevel audit or
+# permissive logged a failed check instead of enforcing it (Decision.admitted_with_warnings). Alarm on any.
 METRIC_ADMITTED_WITH_WARNINGS = "AdmittedWithWarnings"
-_ADMITTING = frozenset({Outcome.VERIFIED.value, Outcome.EXEMPT.value})
 # errorKind values that are not a fault of the handler or its inputs: AWS or a registry did not answer.
 _NOT_AN_ERROR = frozenset({None, "unavailable"})
 
@@ -77,7 +76,7 @@ class Telemetry:
         self._count(METRIC_BREAK_GLASS, sum(1 for i in record["images"] if i["breakGlass"]))
         if status == "SUCCEEDED":
             self._count(METRIC_ADMITTED_WITH_WARNINGS, sum(1 for i in record["images"]
-                                                           if i["outcome"] in _ADMITTING and i.get("warnings")))
+                                                           if i["outcome"] == Outcome.VERIFIED.value and i.get("warnings")))
         if fault:
             self._count(METRIC_ERRORS)
         self._metrics.add_metric(name=METRIC_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)

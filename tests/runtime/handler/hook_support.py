@@ -25,6 +25,9 @@ from botocore.stub import Stubber
 from image_verifier.handler.admission import AdmissionHandler
 from image_verifier.handler.app import build_handler
 from image_verifier.handler.telemetry import AUDIT_RECORD_VERSION
+from image_verifier.policy import Mode
+from image_verifier.verdict import Decision, Outcome, Verdict
+from image_verifier.verifier import ImageRequest
 
 REGION = "us-east-1"
 ACCOUNT = "111111111111"
@@ -58,6 +61,36 @@ class LambdaContext:
         return self.remaining_ms
 
 
+def revision_answer(containers: Sequence[tuple[str, str, str | None]], *, revision_arn: str = REVISION_ARN,
+                    task_definition: str = TASK_DEFINITION_ARN,
+                    overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A DescribeServiceRevisions answer as ECS documents it (AWS API reference)."""
+    revision: dict[str, Any] = {
+        "serviceRevisionArn": revision_arn, "serviceArn": SERVICE_ARN,
+        "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
+        "taskDefinition": task_definition, "launchType": "FARGATE", "platformVersion": "1.4.0",
+        "containerImages": [{"containerName": name, "image": image, **({"imageDigest": d} if d else {})}
+                            for name, image, d in containers],
+        "guardDutyEnabled": False, "createdAt": datetime(2026, 11, 22, tzinfo=timezone.utc),
+    }
+    if overrides:
+        revision["overrides"] = dict(overrides)
+    return {"serviceRevisions": [revision], "failures": []}
+
+
+def task_definition_answer(containers: Sequence[tuple[str, str]], *, task_definition: str = TASK_DEFINITION_ARN,
+                           runtime_platform: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A DescribeTaskDefinition answer as ECS documents it."""
+    definition: dict[str, Any] = {
+        "taskDefinitionArn": task_definition, "family": "payments-api", "revision": 7,
+        "containerDefinitions": [{"name": name, "image": image} for name, image in containers],
+        "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+    }
+    if runtime_platform is not None:
+        definition["runtimePlatform"] = dict(runtime_platform)
+    return {"taskDefinition": definition}
+
+
 class StubbedEcs:
     """A real boto3 ECS client behind botocore's Stubber (responses validated against the model)."""
 
@@ -75,38 +108,69 @@ class StubbedEcs:
 
         The task definition's containers are the revision's unless `task_containers` names others.
         """
-        revision: dict[str, Any] = {
-            "serviceRevisionArn": revision_arn, "serviceArn": SERVICE_ARN,
-            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
-            "taskDefinition": task_definition, "launchType": "FARGATE", "platformVersion": "1.4.0",
-            "containerImages": [{"containerName": name, "image": image, **({"imageDigest": d} if d else {})}
-                                for name, image, d in containers],
-            "guardDutyEnabled": False, "createdAt": datetime(2026, 11, 22, tzinfo=timezone.utc),
-        }
-        if overrides:
-            revision["overrides"] = dict(overrides)
-        self.stubber.add_response("describe_service_revisions", {"serviceRevisions": [revision], "failures": []},
-                                  {"serviceRevisionArns": [revision_arn]})
+        self.stubber.add_response(
+            "describe_service_revisions",
+            revision_answer(containers, revision_arn=revision_arn, task_definition=task_definition, overrides=overrides),
+            {"serviceRevisionArns": [revision_arn]})
         if describe_task_definition:
-            definition: dict[str, Any] = {
-                "taskDefinitionArn": task_definition, "family": "payments-api", "revision": 7,
-                "containerDefinitions": [{"name": name, "image": image} for name, image in
-                                         (task_containers or [(n, i) for n, i, _ in containers])],
-                "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
-            }
-            if runtime_platform is not None:
-                definition["runtimePlatform"] = dict(runtime_platform)
-            self.stubber.add_response("describe_task_definition", {"taskDefinition": definition},
-                                      {"taskDefinition": task_definition})
+            self.stubber.add_response(
+                "describe_task_definition",
+                task_definition_answer(task_containers or [(n, i) for n, i, _ in containers],
+                                       task_definition=task_definition, runtime_platform=runtime_platform),
+                {"taskDefinition": task_definition})
 
     def missing(self, revision_arn: str = REVISION_ARN) -> None:
         self.stubber.add_response("describe_service_revisions", {
             "serviceRevisions": [], "failures": [{"arn": revision_arn, "reason": "MISSING"}]},
             {"serviceRevisionArns": [revision_arn]})
 
-    def error(self, code: str = "ThrottlingException", message: str = "Rate exceeded") -> None:
+    def error(self, code: str = "ThrottlingException", message: str = "Rate exceeded", http_status_code: int = 400) -> None:
         self.stubber.add_client_error("describe_service_revisions", service_error_code=code, service_message=message,
-                                      http_status_code=400)
+                                      http_status_code=http_status_code)
+
+
+class PlainEcs:
+    """An ECS client that answers exactly what it is given, unvalidated: for the hostile shapes that
+    botocore's Stubber (rightly) refuses to return. An answer that is an exception is raised."""
+
+    def __init__(self, revisions: Any, task_definition: Any = None) -> None:
+        self.client = self
+        self.revisions = revisions
+        self.task_definition = task_definition
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def describe_service_revisions(self, **kwargs: Any) -> Any:
+        return self._answer("describe_service_revisions", kwargs, self.revisions)
+
+    def describe_task_definition(self, **kwargs: Any) -> Any:
+        return self._answer("describe_task_definition", kwargs, self.task_definition)
+
+    def _answer(self, name: str, kwargs: dict[str, Any], answer: Any) -> Any:
+        self.calls.append((name, kwargs))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+class FakeVerifier:
+    """Verifies exactly the requests it is told are signed and rejects everything else; records what it
+    was asked. `verdicts` overrides the answer for one image name (e.g. an unavailable, throttled one)."""
+
+    def __init__(self, signed: Sequence[ImageRequest] = (), verdicts: Mapping[str, Verdict] | None = None) -> None:
+        self.signed = set(signed)
+        self.verdicts = dict(verdicts or {})
+        self.requests: list[ImageRequest] = []
+
+    def decide(self, requests: Sequence[ImageRequest], *, deadline: Any) -> Decision:
+        self.requests.extend(requests)
+        verdicts = tuple(self.verdicts.get(r.image) or self._judge(r) for r in requests)
+        return Decision(verdicts=verdicts, failure_mode=Mode.BLOCK, unavailable_mode=Mode.BLOCK, policy_hash="fake")
+
+    def _judge(self, request: ImageRequest) -> Verdict:
+        if request in self.signed:
+            return Verdict(image=request.image, digest=request.digest, outcome=Outcome.VERIFIED, rule="signed")
+        return Verdict(image=request.image, digest=request.digest, outcome=Outcome.REJECTED,
+                       reasons=(f"fake verifier: {request} is not one of the signed requests",))
 
 
 class _Aws:
@@ -128,7 +192,7 @@ class _Aws:
 class Admission:
     handler: AdmissionHandler
     log: io.StringIO
-    ecs: StubbedEcs
+    ecs: StubbedEcs | PlainEcs
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
@@ -141,9 +205,11 @@ class Admission:
         return [line for line in self.log_lines() if line.get("auditRecord") == AUDIT_RECORD_VERSION]
 
 
-def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | None = None, *,
-                      insecure_registries: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Admission:
-    """A handler built by the real composition root from an environment, with ECS stubbed."""
+def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | PlainEcs | None = None, *,
+                      insecure_registries: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                      verifier: FakeVerifier | None = None) -> Admission:
+    """A handler built by the real composition root from an environment, with ECS stubbed (and the
+    verifier replaced by `verifier` when one is given)."""
     ecs = ecs or StubbedEcs()
     environ = {"ADMISSION_POLICY": json.dumps(policy), "ADMISSION_INSECURE_REGISTRIES": ",".join(insecure_registries),
                **(env or {})}
@@ -152,6 +218,8 @@ def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | None = None, 
     logger = Logger(service=f"admission-test-{uuid.uuid4().hex[:8]}", logger_handler=logging.StreamHandler(log))
     metrics = Metrics(namespace="SignedImages/Test", service="admission-test")
     handler = build_handler(environ, aws=_Aws(ecs.client), logger=logger, metrics=metrics)
+    if verifier is not None:
+        handler._verifier = verifier
     return Admission(handler=handler, log=log, ecs=ecs)
 
 
