@@ -108,9 +108,9 @@ class SignedImageSupplyChain(Construct):
             if self.signing_rules is None:
                 self.signing_rules = RegistrySigningRules(self, "SigningRules")
             self.signing_rules.add_rule(rule)
-        self.cosign_key: ISigningKey | None = None
+        self._cosign_key: ISigningKey | None = None
         if cosign_key_alias is not None:
-            self.cosign_key = CosignSigningKey(
+            self._cosign_key = CosignSigningKey(
                 self, "CosignKey", alias=cosign_key_alias, key_spec=cosign_key_spec, verifiers=verifiers
             )
         self.ci_roles: list[CiSigningRole] = []
@@ -130,13 +130,27 @@ class SignedImageSupplyChain(Construct):
             self.codebuild_role = CodeBuildSigningRole(self, "CodeBuildRole", project_names=codebuild.project_names)
             self.add_ci_role(self.codebuild_role)
 
+    @property
+    def cosign_key(self) -> ISigningKey:
+        """The chain's cosign KMS key; an error when the chain was made without ``cosign_key_alias``."""
+        if self._cosign_key is None:
+            raise ValueError(
+                f"supply chain {self.node.path} has no cosign key; give SignedImageSupplyChain(..., "
+                "cosign_key_alias='alias/<team>/cosign') to create one (or check has_cosign_key first)"
+            )
+        return self._cosign_key
+
+    @property
+    def has_cosign_key(self) -> bool:
+        return self._cosign_key is not None
+
     def add_ci_role(self, role: CiSigningRole) -> None:
         """Let ``role`` push to this chain's repositories and sign through its profile and key."""
         role.allow_push(*self.repositories)
         if self.signing_profile is not None:
             role.allow_managed_signing(self.signing_profile)
-        if self.cosign_key is not None:
-            role.allow_cosign_signing(self.cosign_key)
+        if self._cosign_key is not None:
+            role.allow_cosign_signing(self._cosign_key)
         self.ci_roles.append(role)
 
     def _repository(self, name: str) -> ecr.Repository:

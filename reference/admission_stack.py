@@ -1,10 +1,13 @@
 """The reference app's deploy side: a Fargate service that only runs signed images.
 
-The admission controller trusts the signing stack's cosign key (and the retired key it replaced,
-so that old signatures still verify) and the break-glass key, whose ARN is a deploy-time
-parameter: it lives in another account, and CloudFormation cannot reference across accounts.
-The AWS Signer profile is not trusted here: that needs the AWS Signer root certificate, which
-is downloaded from AWS (see docs/admission.md) and is not shipped with this repository.
+The product's main path: the signing stack's repositories are signed on push by ECR managed
+signing (its signing rules name an AWS Signer profile) and by cosign in CI (the GitHub Actions and
+CodeBuild roles push, and so sign). The admission controller trusts that supply chain in one
+prop, ``supply_chains=[chain]``: its AWS Signer profile (the AWS Signer root ships with the
+package, pinned by fingerprint, so nothing is downloaded), its cosign key, and its repositories.
+It also trusts the retired cosign key (old signatures still verify) and the break-glass key,
+whose ARN is a deploy-time parameter: it lives in another account, and CloudFormation cannot
+reference across accounts.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class AdmissionStack(Stack):
         # The three statements that protect a service (the README shows them):
         self.admission = AdmissionController(
             self, "Admission",
-            signing_keys=[chain.cosign_key, signing.retired_key, break_glass],
-            repositories=chain.repositories,
+            supply_chains=[chain],  # its AWS Signer profile (ECR managed signing), cosign key and repositories
+            signing_keys=[signing.retired_key, break_glass],
         )
         self.service = self._sample_service(chain.repositories[0])
         self.admission.protect(self.service)

@@ -1,7 +1,6 @@
 """`AdmissionController`: the verifier as an ECS deployment lifecycle hook.
 
-    controller = AdmissionController(stack, "Admission",
-        signing_keys=[chain.cosign_key], repositories=chain.repositories)
+    controller = AdmissionController(stack, "Admission", supply_chains=[chain])  # its profile, key, repositories
     controller.protect(service)                          # PRE_SCALE_UP hook on a BLUE_GREEN service
     Aspects.of(stack).add(RequireImageAdmission())       # synth fails for any service left unprotected
 """
@@ -11,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
@@ -24,6 +23,7 @@ from .._bundling import RuntimeBundler
 from .._grants import acknowledge_wildcard_resource
 from ..signing_key import ISigningKey
 from ..signing_profile import ISigningProfile
+from ..supply_chain import SignedImageSupplyChain
 from . import _defaults
 from .._nag import acknowledge_wildcards
 from ._permissions import LAMBDA_INVOKE_ACTIONS, base_statements, ecr_repository_arn, revision_arn, revision_statement
@@ -58,6 +58,7 @@ class AdmissionController(Construct):
         scope: Construct,
         id: str,
         *,
+        supply_chains: Sequence[SignedImageSupplyChain] = (),
         signing_keys: Sequence[ISigningKey] = (),
         signing_profiles: Sequence[ISigningProfile] = (),
         aws_signer_root_certificates: Sequence[str] = (),
@@ -82,11 +83,17 @@ class AdmissionController(Construct):
         callback_delay: Duration | None = None,
     ) -> None:
         """
+        :param supply_chains: trust each chain's signing profile and cosign key, and cover its
+            repositories (the one-line form of the three props below). :default: - none
         :param signing_keys: cosign KMS keys whose signatures admit an image (break-glass keys are
             flagged in the audit record; retired keys still verify). :default: - none
-        :param signing_profiles: AWS Signer profiles (ECR managed signing). Needs
-            ``aws_signer_root_certificates`` (the PEM from AWS; its fingerprint is pinned) or
-            ``custom_root_certificates``. :default: - none
+        :param signing_profiles: AWS Signer profiles (ECR managed signing). The AWS Signer roots of
+            the ``aws`` and ``aws-us-gov`` partitions ship with the package, pinned by fingerprint, so
+            nothing needs downloading. :default: - none
+        :param aws_signer_root_certificates: override the shipped AWS Signer roots (each must be one
+            of the pinned roots). :default: - the shipped root of each profile's partition
+        :param custom_root_certificates: further roots for the profiles' signatures (tests, aws-cn).
+            :default: - none
         :param revocation_check: call ``signer:GetRevocationStatus`` for Notation signatures. :default: True
         :param repositories: ECR repositories whose images the policy covers. :default: - none
         :param image_patterns: further image patterns (``registry/repository`` globs). :default: - none
@@ -110,12 +117,10 @@ class AdmissionController(Construct):
         if not isinstance(failure_mode, AdmissionMode) or not isinstance(unavailable_mode, AdmissionMode):
             raise ValueError(f"failure_mode and unavailable_mode must be AdmissionMode values, got "
                              f"{failure_mode!r} and {unavailable_mode!r}")
-        if signing_profiles and not (aws_signer_root_certificates or custom_root_certificates):
-            raise ValueError(
-                "signing_profiles need the AWS Signer root certificate: download it from "
-                "https://d2hvyiie56hcat.cloudfront.net/aws-signer-notation-root.cert and pass its PEM text in "
-                "aws_signer_root_certificates"
-            )
+        signing_keys, signing_profiles, repositories = _with_chains(supply_chains, signing_keys, signing_profiles,
+                                                                   repositories)
+        if not (aws_signer_root_certificates or custom_root_certificates):
+            _require_shipped_root(signing_profiles)
         if not 1 <= max_attempts <= 20:
             raise ValueError(f"max_attempts must be between 1 and 20, got {max_attempts}")
         runtime = runtime or _defaults.RUNTIME
@@ -254,3 +259,30 @@ class AdmissionController(Construct):
 
     def is_protecting(self, service: ecs.BaseService) -> bool:
         return service.node.path in self._protected
+
+
+def _with_chains(chains: Sequence[SignedImageSupplyChain], keys: Sequence[ISigningKey],
+                 profiles: Sequence[ISigningProfile], repositories: Sequence[ecr.IRepository],
+                 ) -> tuple[list[ISigningKey], list[ISigningProfile], list[ecr.IRepository]]:
+    """The props plus what each supply chain brings; a construct given twice counts once."""
+    keys, profiles, repositories = list(keys), list(profiles), list(repositories)
+    for chain in chains:
+        if not isinstance(chain, SignedImageSupplyChain):
+            raise ValueError(f"supply_chains takes SignedImageSupplyChain constructs, got {chain!r}")
+        key = chain.cosign_key if chain.has_cosign_key else None
+        for item, bucket in ((key, keys), (chain.signing_profile, profiles)):
+            if item is not None and all(item is not other for other in bucket):
+                bucket.append(item)
+        repositories += [r for r in chain.repositories if all(r is not other for other in repositories)]
+    return keys, profiles, repositories
+
+
+def _require_shipped_root(profiles: Sequence[ISigningProfile]) -> None:
+    """aws-cn has no shipped AWS Signer root: say so at synth rather than at the first deployment."""
+    for profile in profiles:
+        region = profile.env.region
+        if not Token.is_unresolved(region) and region.startswith("cn-"):
+            raise ValueError(
+                f"signing profile {profile.node.path} is in {region} (partition aws-cn), for which no AWS Signer "
+                "root certificate is shipped; pass that partition's root in custom_root_certificates"
+            )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import Aspects, CfnParameter
+from aws_cdk import Aspects, CfnParameter, Environment
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
@@ -193,9 +193,23 @@ def test_rejects_policy_at_synth_when_an_exemption_has_no_reason():
         _world(exemptions=[AdmissionExemption(images=[f"{ECR}/x"], reason="tbd", expires="2099-01-01T00:00:00Z")])
 
 
-def test_rejects_signing_profiles_when_no_root_certificate_is_given():
-    with pytest.raises(ValueError, match="signing_profiles need the AWS Signer root certificate"):
-        _world(custom_root_certificates=())
+def test_trusts_signing_profiles_with_the_shipped_roots_when_no_root_certificate_is_given():
+    # Given / When a profile and no certificate argument
+    _, _, controller, _ = _world(custom_root_certificates=())
+
+    # Then the awsSigner signer names no root: the verifier uses the shipped, pinned one
+    [aws] = [s for s in controller.policy.document["trustedSigners"] if "awsSigner" in s]
+    assert "rootCertificates" not in aws["awsSigner"] and "customRootCertificates" not in aws["awsSigner"]
+    assert controller.policy.policy.signer(aws["name"]).trust.signing_profile_arns
+
+
+def test_rejects_signing_profiles_when_the_profile_is_in_aws_cn_and_no_root_is_given():
+    app = new_app()
+    stack = new_stack(app, env=Environment(account="111111111111", region="cn-north-1"))
+    profile = NotationSigningProfile(stack, "Profile", signing_profile_name="team_images")
+    repo = ecr.Repository(stack, "Repo", repository_name="team/app")
+    with pytest.raises(ValueError, match="partition aws-cn.*no AWS Signer root certificate is shipped"):
+        AdmissionController(stack, "Admission", signing_profiles=[profile], repositories=[repo])
 
 
 def test_rejects_timeout_when_too_short_to_decide():

@@ -37,9 +37,26 @@ def test_reference_policy_trusts_the_cosign_retired_and_break_glass_keys(referen
     stack = app.node.find_child("SignedImagesAdmission")
     built = stack.admission.policy
     policy = Policy.from_json(built.document, environ=built.placeholders)
-    states = {s.name: (s.trust.state.value, s.trust.break_glass) for s in policy.trusted_signers}
+    states = {s.name: (s.trust.state.value, s.trust.break_glass) for s in policy.trusted_signers
+              if s.kind.value == "cosignKey"}
     assert states == {"CosignKey": ("active", False), "RetiredCosignKey": ("retired", False),
                       "BreakGlassKey": ("active", True)}
+
+
+def test_reference_policy_trusts_the_chains_aws_signer_profile_with_the_shipped_root(reference_app):
+    # Given the reference app, whose admission controller trusts the signing stack's supply chain
+    app, assembly = reference_app
+    built = app.node.find_child("SignedImagesAdmission").admission.policy
+    [aws] = [s for s in built.document["trustedSigners"] if "awsSigner" in s]
+    # Then the profile ARN travels as a deploy-time variable that imports the signing stack's profile,
+    # and no certificate is written: the verifier uses the shipped, pinned AWS Signer root
+    [ref] = aws["awsSigner"]["signingProfileArns"]
+    template = assembly.get_stack_by_name("SignedImagesAdmission").template
+    [function] = resources(template, "AWS::Lambda::Function").values()
+    value = function["Properties"]["Environment"]["Variables"][ref["fromEnv"]]
+    assert "SigningProfile" in json.dumps(value) and "Fn::ImportValue" in json.dumps(value)
+    assert set(aws["awsSigner"]) == {"signingProfileArns", "revocationCheck"}
+    assert aws["awsSigner"]["revocationCheck"] is True
 
 
 def test_reference_admission_stack_is_clean_under_cdk_nag_and_cfn_lint(reference_app):

@@ -7,8 +7,11 @@ done here so no plugin binary is needed.
 - Revocation: `signer:GetRevocationStatus` with the profile version, the job, the signing time
   and one hash per certificate (hex SHA-384 of its TBS bytes, then its issuer's; the root is its
   own issuer), leaf to root. Any revoked entity rejects; an API failure is "unavailable".
-- The AWS Signer root is not shipped: the policy's `rootCertificates` must each have the pinned
-  DER SHA-256 below (download it from AWS); test/private roots go in `customRootCertificates`.
+- Roots: the two public AWS Signer Notation roots (commercial and GovCloud) ship in
+  `aws_signer_roots/`, pinned by DER SHA-256 below (a file whose fingerprint differs is refused).
+  When the policy gives no `rootCertificates`, the roots of the profile ARNs' partitions are used
+  (`aws` and `aws-us-gov`; no root is shipped for `aws-cn`, which must name its own). Roots given
+  in `rootCertificates` must be one of the pinned ones; test/private roots go in `customRootCertificates`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import hashlib
 import re
 import time
 from datetime import datetime
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +41,17 @@ REVOCATION_CACHE_SECONDS = 300.0  # how stale a "not revoked" answer may get in 
 # DER SHA-256 of "CN=AWS Signer Code Signing Root CA G1,OU=Cryptography,O=AWS,ST=WA,C=US" (expires 2122),
 # published at https://d2hvyiie56hcat.cloudfront.net/aws-signer-notation-root.cert
 AWS_SIGNER_ROOT_SHA256 = "90a87d0543c3f094dbff9589b6649affe2f3d6e0f308799be2258461c686473f"
+# DER SHA-256 of "CN=AWS Signer Code Signing GovCloud (US) Root CA G1,OU=Cryptography,O=AWS,ST=WA,C=US"
+# (expires 2124), shipped in AWS's aws-signer-notation-cli installers as aws-us-gov-signer-notation-root.crt
+AWS_SIGNER_GOVCLOUD_ROOT_SHA256 = "673653ab76f41a10546cdeb4107ecd6df2c15c2c9a0d32ed97d271b4436fc3e8"
+ROOTS_DIRECTORY = "aws_signer_roots"
+# partition -> (file in ROOTS_DIRECTORY, pinned fingerprint). Signatures are partition-isolated, so a
+# profile's partition picks its root; aws-cn has none shipped (AWS publishes none we could pin).
+SHIPPED_ROOTS: Mapping[str, tuple[str, str]] = {
+    "aws": ("aws-signer-notation-root.crt", AWS_SIGNER_ROOT_SHA256),
+    "aws-us-gov": ("aws-us-gov-signer-notation-root.crt", AWS_SIGNER_GOVCLOUD_ROOT_SHA256),
+}
+PINNED_ROOT_SHA256 = frozenset(fingerprint for _, fingerprint in SHIPPED_ROOTS.values())
 
 _ARN_PREFIX = r"^arn:aws(?:-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/"
 PROFILE_ARN_RE = re.compile(_ARN_PREFIX + r"signing-profiles/[A-Za-z0-9_]{2,64}\Z")
@@ -44,18 +60,63 @@ JOB_ARN_RE = re.compile(_ARN_PREFIX + r"signing-jobs/[A-Za-z0-9-]{1,128}\Z")
 
 
 def check_pinned_root(cert: x509.Certificate | str) -> None:
-    """ValueError unless `cert` (a certificate, or one PEM certificate) is the AWS Signer root, by DER SHA-256."""
+    """ValueError unless `cert` (a certificate, or one PEM certificate) is an AWS Signer root, by DER SHA-256."""
     if isinstance(cert, str):
         certs = parse_root_certificates([cert])
         if len(certs) != 1:
             raise ValueError(f"expected one PEM certificate, found {len(certs)}")
         cert = certs[0]
     fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-    if fingerprint != AWS_SIGNER_ROOT_SHA256:
+    if fingerprint not in PINNED_ROOT_SHA256:
         raise ValueError(
             f"{describe(cert)} (SHA-256 {fingerprint}) is not the AWS Signer root certificate "
-            f"(SHA-256 {AWS_SIGNER_ROOT_SHA256}); put other roots in customRootCertificates"
+            f"(SHA-256 {AWS_SIGNER_ROOT_SHA256}) nor its GovCloud root (SHA-256 {AWS_SIGNER_GOVCLOUD_ROOT_SHA256}); "
+            "put other roots in customRootCertificates"
         )
+
+
+def arn_partition(arn: str) -> str:
+    """The partition of an ARN (`aws`, `aws-us-gov`, `aws-cn`, ...)."""
+    return arn.split(":", 2)[1]
+
+
+@lru_cache(maxsize=4)  # two files, read once per process
+def shipped_root_pem(partition: str) -> str:
+    """The shipped AWS Signer root of `partition` (PEM), after checking its pinned fingerprint.
+
+    ValueError for a partition without a shipped root, or a file whose fingerprint is not the pinned one
+    (a tampered or replaced file must not become a trust anchor).
+    """
+    if partition not in SHIPPED_ROOTS:
+        raise ValueError(
+            f"no AWS Signer root certificate is shipped for partition {partition!r} (only for "
+            f"{', '.join(sorted(SHIPPED_ROOTS))}); give that partition's root in customRootCertificates "
+            "(constructs: aws_signer_root_certificates / custom_root_certificates)"
+        )
+    filename, pinned = SHIPPED_ROOTS[partition]
+    pem = resources.files(__package__).joinpath(ROOTS_DIRECTORY, filename).read_text(encoding="ascii")
+    certs = parse_root_certificates([pem])
+    fingerprints = [hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest() for c in certs]
+    if fingerprints != [pinned]:
+        raise ValueError(
+            f"the shipped AWS Signer root {ROOTS_DIRECTORY}/{filename} has SHA-256 {', '.join(fingerprints)}, "
+            f"not the pinned {pinned}; reinstall the package"
+        )
+    return pem
+
+
+def default_root_pems(profile_arns: Sequence[str], *, custom_root_certificates: Sequence[str] = ()) -> tuple[str, ...]:
+    """The shipped roots for the partitions of `profile_arns` (used when a policy gives no rootCertificates).
+
+    A partition without a shipped root (aws-cn) is an error unless the signer has custom roots,
+    which then are its only anchors.
+    """
+    pems: list[str] = []
+    for partition in sorted({arn_partition(arn) for arn in profile_arns}):
+        if partition not in SHIPPED_ROOTS and custom_root_certificates:
+            continue
+        pems.append(shipped_root_pem(partition))
+    return tuple(pems)
 
 
 def parse_signing_profile_arn(arn: str) -> str:

@@ -288,7 +288,9 @@ def _roots(pems: Sequence[str], signer: str, field_name: str) -> tuple[x509.Cert
 
 
 def _aws_roots(trust: AwsSignerTrustLike, signer: str) -> tuple[x509.Certificate, ...]:
-    pinned = _roots(trust.root_certificates, signer, "rootCertificates")
+    pems = trust.root_certificates or awssigner.default_root_pems(  # none given: the shipped, pinned roots
+        trust.signing_profile_arns, custom_root_certificates=trust.custom_root_certificates)
+    pinned = _roots(pems, signer, "rootCertificates")
     for cert in pinned:
         try:
             awssigner.check_pinned_root(cert)

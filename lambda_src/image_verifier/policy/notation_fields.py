@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..notation.awssigner import check_pinned_root, parse_signing_profile_arn
+from ..notation.awssigner import check_pinned_root, default_root_pems, parse_signing_profile_arn
 from ..notation.identity import parse_trusted_identities
 from ..notation.trust import parse_root_certificates
 from ._reader import Node
@@ -36,11 +36,8 @@ def aws_signer_trust(node: Node) -> AwsSignerTrust:
     for index, pem in enumerate(roots):
         node.child("rootCertificates").child(index).convert(lambda _, pem=pem: check_pinned_root(pem))
     custom = _pems(node.child("customRootCertificates")) if node.has("customRootCertificates") else ()
-    if not roots and not custom:
-        raise node.fail(
-            "give the AWS Signer root certificate in 'rootCertificates' (download it from AWS; its SHA-256 "
-            "fingerprint is pinned), or your own roots in 'customRootCertificates'"
-        )
+    if not roots:  # the verifier then trusts the shipped roots of the profiles' partitions (aws, aws-us-gov)
+        node.child("signingProfileArns").convert(lambda _: default_root_pems(arns, custom_root_certificates=custom))
     return AwsSignerTrust(
         signing_profile_arns=arns,
         root_certificates=roots,
