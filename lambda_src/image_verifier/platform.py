@@ -161,12 +161,14 @@ def _preference(platform: Platform) -> list[tuple[str, frozenset[str] | None]]:
     """containerd's `platformVector`: (architecture, variants) best first; None means any variant.
 
     The host's amd64 level and arm64 revision are not known (ECS names only X86_64 or ARM64, and
-    newer containerd reads them from the CPU), so every variant of the task's architecture counts.
+    newer containerd reads them from the CPU), so every variant of the task's architecture counts,
+    ranked after the plain one that containerd 1.6 prefers.
     """
     if platform.architecture == "amd64":
-        return [("amd64", None), ("386", None)]
+        return [("amd64", frozenset({""})), ("amd64", None), ("386", None)]
     if platform.architecture == "arm64":
-        return [("arm64", None), ("arm", None)]
+        return [("arm64", frozenset({""})), ("arm64", None),
+                *(("arm", frozenset({f"v{n}"})) for n in range(8, 4, -1)), ("arm", None)]
     if platform.architecture == "arm":
         level = int(platform.variant[1:]) if platform.variant and re.fullmatch(r"v[5-8]", platform.variant) else 7
         return [("arm", frozenset({f"v{n}"})) for n in range(level, 4, -1)]
