@@ -345,3 +345,22 @@ def test_protects_a_service_in_another_stack_without_a_dependency_cycle():
     assert "Fn::ImportValue" in json.dumps(template["Resources"][_logical(template, "AWS::ECS::Service")])
     assert [d.id for d in assembly.get_stack_by_name(stack.stack_name).dependencies if d.id != "Stack.assets"] == []
     assert "Stack" in [d.id for d in assembly.get_stack_by_name("Services").dependencies]
+
+
+def test_trusts_a_supply_chain_profile_key_and_repositories_in_one_prop():
+    # Given a chain with managed signing and a cosign key
+    from constructs_lib import SignedImageSupplyChain
+
+    app = new_app()
+    stack = new_stack(app)
+    chain = SignedImageSupplyChain(stack, "Images", repository_names=["team/app", "team/worker"],
+                                   cosign_key_alias="alias/team/cosign")
+    # When
+    controller = AdmissionController(stack, "Admission", supply_chains=[chain], signing_keys=[chain.cosign_key])
+    # Then one cosign signer (given twice, counted once), one AWS Signer signer with no certificate, both repositories
+    policy = controller.policy.policy
+    assert sorted(s.kind.value for s in policy.trusted_signers) == ["awsSigner", "cosignKey"]
+    assert len(policy.rules[0].images) == 2
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Sid": "CosignPublicKeys"}), Match.object_like({"Sid": "SignerRevocation"})])}})

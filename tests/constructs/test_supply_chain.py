@@ -99,3 +99,14 @@ def test_rejects_two_chains_when_each_declares_the_registry_signing_rules():
     SignedImageSupplyChain(stack, "A", repository_names=["team-a"])
     SignedImageSupplyChain(stack, "B", repository_names=["team-b"])
     assert "ECR keeps one signing configuration per registry" in synth_error(app)
+
+
+def test_rejects_cosign_key_access_when_the_chain_has_no_cosign_key():
+    # Given a chain signed by ECR managed signing only
+    app = new_app()
+    chain = SignedImageSupplyChain(new_stack(app), "Images", repository_names=["team/app"])
+    # When / Then
+    assert chain.has_cosign_key is False
+    with pytest.raises(ValueError, match="supply chain Stack/Images has no cosign key; give SignedImageSupplyChain"
+                                         r"\(\.\.\., cosign_key_alias="):
+        _ = chain.cosign_key

@@ -155,7 +155,7 @@ def _deployed(document: dict[str, Any], placeholders: dict[str, str], registry_h
     [ref] = aws["signingProfileArns"]
     # The chain's repositories, in order, travel as deploy-time variables (their URIs are imported).
     [rule] = document["rules"]
-    images = {i["fromEnv"]: f"{registry_host}/{name}" for i, name in zip(rule["images"], REFERENCE_REPOSITORIES)}
+    images = {i["fromEnv"]: f"{registry_host}/{name}" for i, name in zip(rule["images"], REFERENCE_REPOSITORIES, strict=True)}
     assert all(name.startswith("ADMISSION_IMAGES_") for name in images), rule["images"]
     return Policy.from_json(document, environ={**placeholders, ref["fromEnv"]: REFERENCE_PROFILE_ARN, **images})
 
