@@ -24,9 +24,7 @@ class Node:
         return PolicyError(self.path or "(document)", message)
 
     def child(self, key: str | int) -> Node:
-        path = f"{self.path}[{key}]" if isinstance(key, int) else (f"{self.path}.{key}" if self.path else key)
-        value = self.value[key]
-        return Node(value, path, self._environ)
+        return Node(self.value[key], _path(self.path, key), self._environ)
 
     # -- shapes ---------------------------------------------------------------------------------
     def object(self, *, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> Node:
@@ -36,7 +34,7 @@ class Node:
         for key in self.value:
             if key not in allowed:
                 hint = f"; allowed keys are {', '.join(sorted(allowed))}" if allowed else ""
-                raise PolicyError(f"{self.path}.{key}" if self.path else key, f"unknown field{hint}")
+                raise PolicyError(_path(self.path, key), f"unknown field{hint}")
         for key in required:
             if key not in self.value:
                 raise self.fail(f"missing required field {key!r}")
@@ -102,6 +100,18 @@ class Node:
         if not self._environ.get(name):
             raise self.fail(f"environment variable {name} is not set; the deployment must set it")
         return self._environ[name]
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _path(parent: str, key: str | int) -> str:
+    """`parent.key`, `parent[3]`, or `parent['odd key']` for a key that would make the path unreadable."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key):
+        return f"{parent}[{key!r}]"
+    return f"{parent}.{key}" if parent else key
 
 
 def _kind(value: Any) -> str:

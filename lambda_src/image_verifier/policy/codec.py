@@ -33,6 +33,7 @@ MAX_ANNOTATION_PATTERN = 256  # required-annotation regexes stay short and revie
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}")
+_DOCUMENT = "(document)"  # the path of a problem with the whole text, before any field can be named
 _MODES = {m.value: m for m in Mode}
 _STATES = {s.value: s for s in KeyState}
 
@@ -88,13 +89,13 @@ def _load(raw: str | bytes | Mapping[str, Any]) -> Any:
     if isinstance(raw, Mapping):
         return json.loads(json.dumps(raw))  # a deep, plain copy: callers may pass any mapping
     if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError("", f"the policy is larger than {MAX_POLICY_BYTES} bytes")
+        raise PolicyError(_DOCUMENT, f"the policy is larger than {MAX_POLICY_BYTES} bytes")
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
-                raise PolicyError("", f"the key {key!r} appears twice in one object; keep one")
+                raise PolicyError(_DOCUMENT, f"the key {key!r} appears twice in one object; keep one")
             seen[key] = value
         return seen
 
@@ -103,7 +104,7 @@ def _load(raw: str | bytes | Mapping[str, Any]) -> Any:
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, PolicyError):
             raise
-        raise PolicyError("", f"the policy is not valid JSON: {exc}") from exc
+        raise PolicyError(_DOCUMENT, f"the policy is not valid JSON: {exc}") from exc
 
 
 def _unique(names: list[str], node: Node, what: str) -> None:
