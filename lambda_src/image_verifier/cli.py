@@ -65,6 +65,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _platform(text: str) -> Platform:
+    try:
+        return Platform.parse(text)
+    except ValueError as exc:  # argparse would only say "invalid parse value"
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}",
@@ -77,7 +84,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="the policy file (key and certificate files it names are read relative to it)")
     verify.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
                         help="a registry that may be reached over plain http (repeatable)")
-    verify.add_argument("--platform", type=Platform.parse, default=None, metavar="OS/ARCH[/VARIANT]",
+    verify.add_argument("--platform", type=_platform, default=None, metavar="OS/ARCH[/VARIANT]",
                         help="verify the manifest for this platform of a multi-arch index too, e.g. linux/arm64")
     verify.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
                         help="seconds for the whole decision; a registry slower than that makes the image "

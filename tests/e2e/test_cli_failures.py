@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -222,3 +223,90 @@ def test_exits_3_not_1_when_only_an_audited_rejection_stands_beside_an_unavailab
     # Then what blocks is the unavailable image: exit 3
     assert [v["outcome"] for v in result.verdicts] == ["rejected", "unavailable"]
     assert result.code == 3
+
+
+# -- issue 8: errors that explain themselves -----------------------------------------------------
+def test_suggests_insecure_registry_when_a_plain_http_registry_fails_the_tls_handshake(registry, tmp_path):
+    # Given the real plain-http registry, named without --insecure-registry
+    image = push_image(registry, unique_repository(), "v1")
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}},
+                                                  images=f"{registry.host}/**"))
+    # When it is verified (https by default)
+    result = run_cli("verify", "--policy", str(policy), "--json", str(image.ref))
+    # Then the image is unavailable and the hint names the flag and the host
+    assert result.code == 3
+    assert result.verdicts[0]["outcome"] == "unavailable"
+    assert f"pass --insecure-registry {registry.host}" in result.err
+
+
+def test_suggests_insecure_registry_when_signing_to_a_plain_http_registry(registry, tmp_path):
+    image = push_image(registry, unique_repository(), "v1")
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(KeyPair.generate().private_pem)
+    result = run_cli("sign", "--key", str(key_file), f"{image.ref.name}@{image.digest}")
+    assert result.code == 3
+    assert f"hint: {registry.host} did not answer TLS" in result.err
+    assert f"pass --insecure-registry {registry.host}" in result.err
+
+
+def test_gives_no_tls_hint_when_the_registry_is_simply_down(tmp_path):
+    host = f"127.0.0.1:{free_port()}"
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}},
+                                                  images=f"{host}/**"))
+    result = run_cli("verify", "--policy", str(policy), f"{host}/app:v1")
+    assert result.code == 3
+    assert "insecure-registry" not in result.err
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ("reg.example.com/Team/app:1", "invalid repository component 'Team'"),
+    ("reg.example.com/app@sha256:ABC", "invalid digest"),
+    ("reg.example.com/app:bad tag", "invalid tag"),
+    (" reg.example.com/app:1", "remove the surrounding white space"),
+])
+def test_rejects_image_reference_with_exit_2_not_a_rejection_when_it_is_invalid(tmp_path, image, expected):
+    # Regression (issue 8): an upper-case reference was verified and came back REJECTED (exit 1)
+    policy = write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}},
+                                                  images="reg.example.com/**"))
+    result = run_cli("verify", "--policy", str(policy), image)
+    assert result.code == 2
+    assert expected in result.err
+    assert result.out == ""
+
+
+@pytest.mark.parametrize(("argv", "code", "expected"), [
+    (("verify", "--json", "--policy", "{policy}", "reg.example.com/App:1"), 2, "invalid repository component 'App'"),
+    (("verify", "--json", "--policy", "{missing}", "reg.example.com/app:1"), 2, "cannot read the policy"),
+    (("verify", "--json", "--policy", "{bad}", "reg.example.com/app:1"), 2, "trustedSigners[0].cosignKey.publicKeyPem"),
+    (("verify", "--json", "--timeout", "0", "--policy", "{policy}", "reg.example.com/app:1"), 2, "positive number"),
+    (("verify", "--json", "reg.example.com/app:1"), 2, "the following arguments are required: --policy"),
+    (("sign", "--json", "--key", "k.pem", "reg.example.com/app:1"), 2, "unrecognized arguments: --json"),
+])
+def test_rejects_with_one_json_error_object_on_stdout_when_json_is_asked(tmp_path, argv, code, expected):
+    # Given a valid, a broken and a missing policy
+    key = KeyPair.generate()
+    files = {"policy": write_policy(tmp_path, cosign_policy({"ci": {"publicKeyPem": key.public_pem}},
+                                                            images="reg.example.com/**")),
+             "missing": tmp_path / "missing.json", "bad": tmp_path / "bad.json"}
+    files["bad"].write_text(json.dumps(cosign_policy({"ci": {"publicKeyPem": "x"}}, images="reg.example.com/**")))
+    # When the command fails under --json
+    result = run_cli(*(a.format(**files) for a in argv))
+    # Then stdout is exactly one JSON object with the error and the exit code, and stderr is empty
+    assert result.code == code
+    (line,) = result.out.splitlines()
+    error = json.loads(line)
+    assert set(error) == {"error", "exitCode"} and error["exitCode"] == code
+    assert expected in error["error"]
+    assert result.err == ""
+
+
+def test_prints_no_traceback_for_bad_input_through_the_module_entry_point(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b"\xff\xfe{not json")
+    for argv in (["verify", "--policy", str(broken), "x.io/a:1"], ["policy", "validate", str(broken), str(tmp_path)],
+                 ["policy", "init", "--registry", "x.io", "--public-key", str(broken)], ["verify", "--platform", "?"],
+                 ["sign", "--key", str(tmp_path / "none.pem"), "x.io/a@sha256:" + "0" * 64]):
+        completed = subprocess.run([sys.executable, "-m", "image_verifier", *argv], check=False, capture_output=True,
+                                   text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert completed.returncode == 2, (argv, completed.stderr)
+        assert "Traceback" not in completed.stderr
