@@ -25,9 +25,11 @@ from botocore.stub import Stubber
 from image_verifier.handler.admission import AdmissionHandler
 from image_verifier.handler.app import build_handler
 from image_verifier.handler.telemetry import AUDIT_RECORD_VERSION
+from image_verifier.platform import Platform
 from image_verifier.policy import Mode
 from image_verifier.verdict import Decision, Outcome, Verdict
 from image_verifier.verifier import ImageRequest
+from tests.support.cosign_material import KeyPair, cosign_policy
 
 REGION = "us-east-1"
 ACCOUNT = "111111111111"
@@ -199,7 +201,7 @@ class Admission:
         return self.handler.handle(event, LambdaContext() if context is None else context)
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
+        return [json.loads(line) for line in self.log.getvalue().split("\n") if line.strip()]
 
     def audit_records(self) -> list[dict[str, Any]]:
         return [line for line in self.log_lines() if line.get("auditRecord") == AUDIT_RECORD_VERSION]
@@ -236,3 +238,26 @@ def emf_metrics(stdout: str) -> dict[str, float]:
                 totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(
                     values if isinstance(values, list) else [values])
     return totals
+
+
+# A two-container arm64 revision that FakeVerifier(SIGNED) admits: the base the hostile tests change.
+APP = "registry.example.com/team/app:v1"
+SIDECAR = "registry.example.com/team/sidecar:v2"
+DIGEST = "sha256:" + "ab" * 32
+ARM = Platform(os="linux", architecture="arm64")
+SIGNED = [ImageRequest(image=APP, digest=DIGEST, platform=ARM), ImageRequest(image=SIDECAR, digest=None, platform=ARM)]
+NO_CACHE = {"ADMISSION_VERDICT_CACHE_SIZE": "0"}
+
+
+def policy(**top: Any) -> dict[str, Any]:
+    """A cosign policy for registry.example.com (its key is never used by the fake verifier)."""
+    doc = cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}}, images="registry.example.com/**")
+    doc.update(top)
+    return doc
+
+
+def answers() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A valid DescribeServiceRevisions and DescribeTaskDefinition pair for an arm64 task with two containers."""
+    return (revision_answer([("app", APP, DIGEST), ("sidecar", SIDECAR, None)]),
+            task_definition_answer([("app", APP), ("sidecar", SIDECAR)],
+                                   runtime_platform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}))

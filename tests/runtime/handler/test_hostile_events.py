@@ -13,41 +13,23 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
 from image_verifier.handler import app
-from image_verifier.platform import Platform
 from image_verifier.verdict import Outcome, Verdict
-from image_verifier.verifier import ImageRequest
 from tests.runtime.handler.hook_support import (
+    APP,
+    DIGEST,
+    NO_CACHE,
+    SIGNED,
     FakeVerifier,
     PlainEcs,
     StubbedEcs,
     admission_handler,
+    answers,
     emf_metrics,
     hook_event,
+    policy,
     revision_answer,
     task_definition_answer,
 )
-from tests.support.cosign_material import KeyPair, cosign_policy
-
-APP = "registry.example.com/team/app:v1"
-SIDECAR = "registry.example.com/team/sidecar:v2"
-DIGEST = "sha256:" + "ab" * 32
-ARM = Platform(os="linux", architecture="arm64")
-SIGNED = [ImageRequest(image=APP, digest=DIGEST, platform=ARM), ImageRequest(image=SIDECAR, digest=None, platform=ARM)]
-NO_CACHE = {"ADMISSION_VERDICT_CACHE_SIZE": "0"}
-
-
-def policy(**top) -> dict:
-    doc = cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}}, images="registry.example.com/**")
-    doc.update(top)
-    return doc
-
-
-def answers() -> tuple[dict, dict]:
-    """A valid DescribeServiceRevisions and DescribeTaskDefinition pair for an arm64 task with two containers."""
-    return (revision_answer([("app", APP, DIGEST), ("sidecar", SIDECAR, None)]),
-            task_definition_answer([("app", APP), ("sidecar", SIDECAR)],
-                                   runtime_platform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}))
-
 
 def handler_for(revisions, task_definition, *, verifier: FakeVerifier | None = None, **top):
     return admission_handler(policy(**top), PlainEcs(revisions, task_definition), env=NO_CACHE,
