@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
-from aws_cdk import Acknowledgment, Stack, Token, Validations
+from aws_cdk import Stack, Token
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from . import _defaults
+from ._nag import acknowledge_wildcards
 
-WILDCARD_RESOURCE_FINDING = "AwsSolutions-IAM5[Resource::*]"
 # One role or user, optionally under a path; no wildcard (IAM names: letters, digits, +=,.@_-).
 IDENTITY_ARN_PATTERN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 
@@ -50,11 +51,15 @@ def construct_of(grantee: iam.IGrantable) -> IConstruct | None:
     return principal if hasattr(principal, "node") else None
 
 
-def acknowledge_wildcard_resource(grantee: iam.IGrantable, reason: str) -> None:
-    """Acknowledge cdk-nag's IAM5 ``Resource::*`` on the grantee, for an action with no narrower resource."""
+def acknowledge_wildcard_resource(grantee: iam.IGrantable, reason: str, *, actions: Sequence[str] | None = None) -> None:
+    """Acknowledge cdk-nag's IAM5 ``Resource::*`` on the grantee, for actions with no narrower resource.
+
+    Only for ``actions`` (default: the actions the grantee's statements grant on ``*`` now): a
+    statement that grants anything else on ``*`` later is reported by cdk-nag (see ``_nag``).
+    """
     target = construct_of(grantee)
     if target is not None:
-        Validations.of(target).acknowledge(Acknowledgment(id=WILDCARD_RESOURCE_FINDING, reason=reason))
+        acknowledge_wildcards(target, ["*"], reason, actions=actions)
 
 
 def ci_principal_reason(grantee: iam.IGrantable) -> str | None:

@@ -1,0 +1,165 @@
+"""IAM hardening (issue 9): IAM5 acknowledgements cover only their statements, OIDC subjects, key admins."""
+
+from __future__ import annotations
+
+import jsii
+import pytest
+from aws_cdk import Aspects, IAspect, Validations
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+from constructs_lib import CosignSigningKey, GitHubActionsSigningRole, NotationSigningProfile
+from constructs_lib.admission import AdmissionController
+from tests.constructs.checks import nag_findings, new_app, new_stack, synth_error
+
+ECR = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+ANY_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
+TEAM_REPOSITORIES = "AwsSolutions-IAM5[Resource::arn:aws:ecr:us-east-1:111111111111:repository/team/*]"
+
+
+def _admission():
+    app = new_app()
+    stack = new_stack(app)
+    controller = AdmissionController(stack, "Admission", signing_keys=[CosignSigningKey(stack, "Key", alias="alias/k")],
+                                     image_patterns=[f"{ECR}/team/**"])
+    return app, stack, controller
+
+
+def _iam5_on(app, path_part: str) -> list[str]:
+    return [f for f in nag_findings(app) if f.startswith("AwsSolutions-IAM5") and path_part in f]
+
+
+# --- IAM5 acknowledgements are scoped to the statements they were made for -------------------------------
+
+def test_admission_role_wildcards_are_acknowledged_when_nothing_was_added():
+    # Given the admission role as the controller builds it (Resource::* for two actions, team/* for reads)
+    app, _stack, _controller = _admission()
+    # When
+    app.synth()
+    # Then cdk-nag reports nothing on it
+    assert _iam5_on(app, "/Admission/") == []
+
+
+def test_admission_role_reports_a_new_action_on_the_acknowledged_star_resource():
+    # Given a statement added to the admission role that grants another action on "*"
+    app, _stack, controller = _admission()
+    controller.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"]))
+    # When
+    app.synth()
+    # Then the Resource::* finding is no longer acknowledged
+    assert _iam5_on(app, "/Admission/") == [f"{ANY_RESOURCE} at Stack/Admission/Role/DefaultPolicy/Resource"]
+
+
+def test_admission_role_reports_a_new_action_on_an_acknowledged_scoped_wildcard():
+    # Given push rights added on the repositories the role may only read
+    app, _stack, controller = _admission()
+    controller.role.add_to_principal_policy(iam.PolicyStatement(
+        actions=["ecr:PutImage"], resources=["arn:aws:ecr:us-east-1:111111111111:repository/team/*"]))
+    # When
+    app.synth()
+    # Then
+    assert _iam5_on(app, "/Admission/") == [f"{TEAM_REPOSITORIES} at Stack/Admission/Role/DefaultPolicy/Resource"]
+
+
+def test_admission_role_reports_a_new_wildcard_resource_and_a_wildcard_action():
+    app, _stack, controller = _admission()
+    controller.role.add_to_principal_policy(iam.PolicyStatement(
+        actions=["s3:Get*"], resources=["arn:aws:s3:::audit-bucket/*"]))
+    app.synth()
+    assert sorted(_iam5_on(app, "/Admission/")) == [
+        "AwsSolutions-IAM5[Action::s3:Get*] at Stack/Admission/Role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::audit-bucket/*] at Stack/Admission/Role/DefaultPolicy/Resource",
+    ]
+
+
+def test_ci_role_reports_a_new_action_on_star():
+    # Given a GitHub signing role whose only "*" is ecr:GetAuthorizationToken, then a push action on "*"
+    app = new_app()
+    stack = new_stack(app)
+    role = GitHubActionsSigningRole(stack, "GitHub", repository="acme/app")
+    role.allow_push(ecr.Repository(stack, "Repo", image_scan_on_push=True))
+    role.role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:PutImage"], resources=["*"]))
+    # When
+    app.synth()
+    # Then
+    assert _iam5_on(app, "/GitHub/") == [f"{ANY_RESOURCE} at Stack/GitHub/Resource/DefaultPolicy/Resource"]
+
+
+def test_ci_role_star_acknowledgement_holds_for_the_authorization_token_alone():
+    app = new_app()
+    stack = new_stack(app)
+    role = GitHubActionsSigningRole(stack, "GitHub", repository="acme/app")
+    role.allow_push(ecr.Repository(stack, "Repo", image_scan_on_push=True))
+    app.synth()
+    assert _iam5_on(app, "/GitHub/") == []
+
+
+def test_revocation_check_grant_reports_a_new_action_on_the_profile_versions():
+    # Given a role granted the revocation check (profile/* and signing-jobs/* acknowledged for it)
+    app = new_app()
+    stack = new_stack(app)
+    profile = NotationSigningProfile(stack, "Profile", signing_profile_name="team_images")
+    role = iam.Role(stack, "Checker", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    profile.grant_revocation_check(role)
+    # When another action is granted on the profile's versions
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["signer:RevokeSignature"],
+                                                     resources=[f"{profile.signing_profile_arn}/*"]))
+    app.synth()
+    # Then only that resource's finding is reported; the signing-jobs wildcard stays acknowledged
+    assert _iam5_on(app, "/Checker/") == [
+        f"AwsSolutions-IAM5[Resource::<{stack.resolve(profile.node.default_child.logical_id)}.Arn>/*] "
+        "at Stack/Checker/DefaultPolicy/Resource"]
+
+
+def test_acknowledgement_reason_is_written_to_the_template_metadata():
+    # Given the reference app's setting (acknowledgements copied into the template)
+    app = new_app()
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+    stack = new_stack(app)
+    role = GitHubActionsSigningRole(stack, "GitHub", repository="acme/app")
+    role.allow_push(ecr.Repository(stack, "Repo", image_scan_on_push=True))
+    # When
+    template = app.synth().get_stack_by_name("Stack").template
+    # Then the role's policy carries the Resource::* acknowledgement and its reason
+    [policy] = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    rules = {r["id"]: r["reason"] for r in policy["Metadata"]["cdk_nag"]["rules_to_suppress"]}
+    assert "ecr:GetAuthorizationToken supports no resource-level permission" in rules[ANY_RESOURCE]
+
+
+@jsii.implements(IAspect)
+class _LateGrant:
+    """Adds a statement to the role after the acknowledgement aspect ran on it (a higher priority runs later)."""
+
+    def __init__(self, role: iam.Role) -> None:
+        self._role = role
+        self._done = False
+
+    def visit(self, node: IConstruct) -> None:
+        if not self._done and node.node.path == self._role.node.path:
+            self._done = True
+            self._role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:PutImage"], resources=["*"]))
+
+
+def test_rejects_synth_when_a_statement_is_added_to_an_acknowledged_resource_after_aspects_ran():
+    app = new_app()
+    stack = new_stack(app)
+    role = GitHubActionsSigningRole(stack, "GitHub", repository="acme/app")
+    role.allow_push(ecr.Repository(stack, "Repo", image_scan_on_push=True))
+    Aspects.of(app).add(_LateGrant(role.role), priority=900)
+    message = synth_error(app)
+    assert "acknowledgement of AwsSolutions-IAM5[Resource::*] covers only ecr:GetAuthorizationToken" in message
+    assert "granting ecr:PutImage on that resource was added after aspects ran" in message
+
+
+@pytest.mark.parametrize("value, rendered", [
+    ({"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"}, "arn:<AWS::Partition>:s3:::b/*"),
+    ({"Fn::ImportValue": "Stack:ExportsOutputFnGetAttRoleArn"}, "Stack:ExportsOutputFnGetAttRoleArn"),
+    ({"Fn::GetAtt": ["Repo02AC86CF", "Arn"]}, "<Repo02AC86CF.Arn>"),
+    ({"Fn::If": ["C", "a", "b"]}, '{"Fn::If":["C","a","b"]}'),
+])
+def test_renders_findings_as_cdk_nag_flattens_references(value, rendered):
+    from constructs_lib._nag import render
+
+    assert render(value) == rendered
