@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Union
 
 import jsii
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from . import _actions, _defaults
-from ._grants import WILDCARD_RESOURCE_FINDING
+from ._grants import acknowledge_wildcard_resource
 from ._tree import add_validation, describe_environment, find_in_app, same_environment
 from ._validation import require_literal, require_match, require_strings
 
@@ -26,6 +27,17 @@ OidcProvider = Union[iam.IOidcProvider, iam.IOpenIdConnectProvider]
 GITHUB_REPOSITORY_PATTERN = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}")
 GIT_REF_NAME_PATTERN = re.compile(r"[A-Za-z0-9._/-]{1,255}")
 CODEBUILD_PROJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,254}")
+# A job_workflow_ref: owner/repo/.github/workflows/<file>.yml@<branch, tag or commit>, no wildcard.
+GITHUB_WORKFLOW_REF_PATTERN = re.compile(
+    r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}/\.github/workflows/[A-Za-z0-9._-]+\.ya?ml"
+    r"@(refs/(heads|tags)/[A-Za-z0-9._/-]{1,255}|[0-9a-f]{40})"
+)
+# GitHub's default OIDC subject template; "ref" and "job_workflow_ref" may follow in a custom one.
+GITHUB_DEFAULT_SUBJECT_KEYS = ("repo", "context")
+GITHUB_OPTIONAL_SUBJECT_KEYS = ("ref", "job_workflow_ref")
+# IAM's default limit for a role trust policy is 2048 characters (4096 after a quota increase);
+# the rest of the policy takes about 350.
+MAX_SUBJECT_CHARACTERS = 1600
 
 
 @jsii.implements(iam.IGrantable)
@@ -72,12 +84,11 @@ class CiSigningRole(Construct):
             raise ValueError("allow_push needs at least one repository")
         if not self._auth_granted:
             iam.Grant.add_to_principal(grantee=self, actions=list(_actions.ECR_AUTH_ACTIONS), resource_arns=["*"])
-            Validations.of(self.role).acknowledge(
-                Acknowledgment(
-                    id=WILDCARD_RESOURCE_FINDING,
-                    reason="ecr:GetAuthorizationToken supports no resource-level permission; every other action "
-                    "of this role names its repository, signing profile or key.",
-                )
+            acknowledge_wildcard_resource(
+                self,
+                "ecr:GetAuthorizationToken supports no resource-level permission; every other action "
+                "of this role names its repository, signing profile or key.",
+                actions=_actions.ECR_AUTH_ACTIONS,
             )
             self._auth_granted = True
         return iam.Grant.add_to_principal(
@@ -127,10 +138,16 @@ class CiSigningRole(Construct):
 class GitHubActionsSigningRole(CiSigningRole):
     """A role that GitHub Actions workflows of one repository assume through OIDC.
 
-    Trust: ``sts:AssumeRoleWithWebIdentity`` from the GitHub OIDC provider, with ``aud`` equal to
-    ``sts.amazonaws.com`` and ``sub`` equal to one of ``repo:<owner>/<repo>:ref:refs/heads/<branch>``
-    or ``repo:<owner>/<repo>:environment:<name>``. A job that declares an ``environment:`` gets the
-    environment form of ``sub``, so list environments for such jobs, branches for the others.
+    Trust: ``sts:AssumeRoleWithWebIdentity`` from the GitHub OIDC provider, with ``StringEquals``
+    on ``aud`` (``sts.amazonaws.com``) and on ``sub`` (exact subjects, never ``StringLike``). With
+    GitHub's default subject template (``repo``, ``context``) ``sub`` is one of
+    ``repo:<owner>/<repo>:ref:refs/heads/<branch>`` or ``repo:<owner>/<repo>:environment:<name>``:
+    a job that declares an ``environment:`` gets the environment form, whatever branch it runs on.
+    To bind environments to branches in the trust itself, customize the repository's subject
+    template on GitHub (``include_claim_keys``) and pass the same keys here
+    (``subject_claim_keys=("repo", "context", "ref")``, ``environment_branches=[...]``); add
+    ``"job_workflow_ref"`` and ``workflows=[...]`` to require a reusable workflow. IAM cannot
+    read GitHub's other claims (``job_workflow_ref`` itself included) outside ``sub``.
     """
 
     def __init__(
@@ -142,26 +159,45 @@ class GitHubActionsSigningRole(CiSigningRole):
         branches: Sequence[str] = _defaults.GITHUB_DEFAULT_BRANCHES,
         environments: Sequence[str] = (),
         provider: OidcProvider | None = None,
+        subject_claim_keys: Sequence[str] = GITHUB_DEFAULT_SUBJECT_KEYS,
+        environment_branches: Sequence[str] = (),
+        workflows: Sequence[str] = (),
     ) -> None:
         """
         :param repository: ``owner/repo``.
-        :param branches: branches whose workflows may assume the role (exact names, no wildcard).
-            :default: ("main",)
+        :param branches: branches whose workflows may assume the role from jobs without an
+            environment (exact names, no wildcard). :default: ("main",)
         :param environments: GitHub deployment environments whose jobs may assume the role. :default: - none
         :param provider: the account's GitHub OIDC provider (see ``import_github_oidc_provider``).
             :default: - a provider is created here; an account holds only one, so create it once
+        :param subject_claim_keys: the repository's OIDC subject template as set on GitHub
+            (``PUT /repos/{owner}/{repo}/actions/oidc/customization/sub``): ``repo``, ``context``,
+            then optionally ``ref`` and/or ``job_workflow_ref``. :default: ("repo", "context"), GitHub's default
+        :param environment_branches: with ``ref`` in the template, the branches whose runs may
+            use ``environments``. :default: - none (required when ``ref`` is in the template and environments are given)
+        :param workflows: with ``job_workflow_ref`` in the template, the reusable workflows a job must
+            run, as ``owner/repo/.github/workflows/file.yml@refs/heads/main`` (or ``@refs/tags/...``,
+            ``@<commit sha>``). :default: - none (required when ``job_workflow_ref`` is in the template)
         """
         require_literal(repository, "repository", "pass the literal 'owner/repo'")
         require_match(repository, GITHUB_REPOSITORY_PATTERN, "repository", "'owner/repo'")
         branches = require_strings(branches, "branches")
         environments = require_strings(environments, "environments")
-        for name in branches + environments:
+        environment_branches = require_strings(environment_branches, "environment_branches")
+        for name in branches + environments + environment_branches:
             require_literal(name, "a branch or environment", "pass literal names")
             require_match(name, GIT_REF_NAME_PATTERN, "a branch or environment name", "an exact name without '*'")
         if not branches and not environments:
             raise ValueError(f"repository {repository} needs at least one branch or environment that may sign")
-        subjects = [f"repo:{repository}:ref:refs/heads/{b}" for b in branches]
-        subjects += [f"repo:{repository}:environment:{e}" for e in environments]
+        subjects = github_subjects(
+            repository=repository,
+            branches=branches,
+            environments=environments,
+            keys=require_strings(subject_claim_keys, "subject_claim_keys"),
+            environment_branches=environment_branches,
+            workflows=require_strings(workflows, "workflows"),
+        )
+        self.subject_claim_keys = tuple(subject_claim_keys)
         self.repository = repository
         self.subjects = tuple(subjects)
         self.created_provider = provider is None
@@ -184,7 +220,8 @@ class GitHubActionsSigningRole(CiSigningRole):
             scope,
             id,
             trust=trust,
-            description=f"GitHub Actions in {repository} ({', '.join(subjects)}): push and sign images",
+            # A description holds at most 1000 characters; the subjects are in the trust policy.
+            description=f"GitHub Actions in {repository} ({len(subjects)} OIDC subjects): push and sign images",
         )
         if self.created_provider:
             add_validation(self, self._check_single_provider)
@@ -267,3 +304,72 @@ def _provider_arn(provider: OidcProvider) -> str:
         raise ValueError(f"provider must be an IAM OIDC provider, got {provider!r}")
     return arn
 
+
+
+def github_subjects(
+    *,
+    repository: str,
+    branches: Sequence[str],
+    environments: Sequence[str],
+    keys: Sequence[str],
+    environment_branches: Sequence[str],
+    workflows: Sequence[str],
+) -> list[str]:
+    """Every ``sub`` GitHub issues for the allowed jobs under the subject template ``keys``.
+
+    GitHub renders a customized subject as the template's claims in order, each ``key:value``,
+    where ``repo`` is ``repo:<owner>/<repo>`` and ``context`` is the default subject's tail
+    (``ref:refs/heads/<branch>``, ``environment:<name>``, ``pull_request``); GitHub's example:
+    ``repo:octo-org/octo-repo:environment:prod:job_workflow_ref:octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main``.
+    """
+    keys = tuple(keys)
+    optional = keys[len(GITHUB_DEFAULT_SUBJECT_KEYS):]
+    if (
+        keys[: len(GITHUB_DEFAULT_SUBJECT_KEYS)] != GITHUB_DEFAULT_SUBJECT_KEYS
+        or any(k not in GITHUB_OPTIONAL_SUBJECT_KEYS for k in optional)
+        or len(set(optional)) != len(optional)
+    ):
+        raise ValueError(
+            f"subject_claim_keys must be 'repo', 'context', then optionally 'ref' and/or 'job_workflow_ref', got "
+            f"{list(keys)}; without 'repo' a token from another repository can carry the same subject, and without "
+            "'context' the branches and environments would not be checked"
+        )
+    if "ref" in keys and environments and not environment_branches:
+        raise ValueError(
+            f"environments {list(environments)} need environment_branches when 'ref' is in subject_claim_keys: "
+            "name the branches whose runs may use them (for example ['main'])"
+        )
+    if environment_branches and ("ref" not in keys or not environments):
+        raise ValueError(
+            "environment_branches needs 'ref' in subject_claim_keys and at least one environment: with GitHub's "
+            "default subject an environment job's sub names no branch (restrict the environment's deployment "
+            "branches on GitHub, or add 'ref' to the repository's subject template and here)"
+        )
+    if ("job_workflow_ref" in keys) != bool(workflows):
+        raise ValueError(
+            "workflows and 'job_workflow_ref' in subject_claim_keys go together: name the reusable workflows "
+            f"(owner/repo/.github/workflows/file.yml@refs/heads/main) that jobs must run, got workflows={list(workflows)} "
+            f"and subject_claim_keys={list(keys)}"
+        )
+    for workflow in workflows:
+        require_literal(workflow, "workflows", "pass literal workflow refs")
+        require_match(workflow, GITHUB_WORKFLOW_REF_PATTERN, "a workflow",
+                      "'owner/repo/.github/workflows/<file>.yml@refs/heads/<branch>' (or @refs/tags/<tag>, @<commit sha>)")
+    # Each allowed job: its context and the ref its run carries.
+    jobs = [(f"ref:refs/heads/{b}", f"refs/heads/{b}") for b in branches]
+    jobs += [(f"environment:{e}", f"refs/heads/{b}") for e in environments for b in environment_branches or [""]]
+    subjects: list[str] = []
+    for context, ref in jobs:
+        for workflow in workflows or [""]:
+            values = {"repo": repository, "context": context, "ref": ref, "job_workflow_ref": workflow}
+            subject = ":".join(values[k] if k == "context" else f"{k}:{values[k]}" for k in keys)
+            if subject not in subjects:
+                subjects.append(subject)
+    size = len(json.dumps(subjects))
+    if size > MAX_SUBJECT_CHARACTERS:
+        raise ValueError(
+            f"{len(subjects)} OIDC subjects take {size} characters of the trust policy, more than "
+            f"{MAX_SUBJECT_CHARACTERS} (IAM allows 2048 for the whole policy by default); use fewer branches, "
+            "environments or workflows, or one role per workflow"
+        )
+    return subjects
