@@ -104,3 +104,15 @@ def test_policy_warns_at_load_when_a_signer_is_below_strict(level, failure_mode,
 def test_policy_has_no_warnings_when_every_signer_is_strict():
     document = _policy("registry.example.com", code_signing_chain("p256", role_prefix="warn-none-"), "strict")
     assert Policy.from_json(document).warnings == ()
+
+
+def test_handler_logs_each_policy_warning_when_it_is_built():
+    # Given a policy with a permissive signer, When the Lambda's handler is built from it
+    from tests.runtime.handler.hook_support import admission_handler
+
+    document = _policy("registry.example.com", code_signing_chain("p256", role_prefix="warn-handler-"), "permissive")
+    admission = admission_handler(document)
+    # Then the warning is logged once, as a structured field
+    [line] = [entry for entry in admission.log_lines() if "policyWarning" in entry]
+    assert line["level"] == "WARNING"
+    assert "signer 'corp' is at level 'permissive'" in line["policyWarning"]

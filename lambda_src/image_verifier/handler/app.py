@@ -35,6 +35,8 @@ def build_handler(environ: Any = None, *, aws: Any = None, logger: Any = None, m
         logger or Logger(service=settings.service_name),
         metrics or Metrics(namespace=settings.metrics_namespace, service=settings.service_name),
     )
+    for warning in settings.policy.warnings:  # a signer below level strict is a choice that must stay visible
+        telemetry.logger.warning("the policy weakens verification", extra={"policyWarning": warning})
     verifier = build_verifier(settings.policy, insecure_registries=settings.insecure_registries, aws=aws)
     cache = VerdictCache(ttl=settings.cache_seconds, rejection_ttl=settings.rejection_cache_seconds,
                          max_entries=settings.cache_size)
