@@ -29,7 +29,7 @@ EXIT_ADMITTED, EXIT_REJECTED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 DEFAULT_TIMEOUT_SECONDS = 60.0
 KEY_PASSWORD_ENV = "IMAGE_VERIFIER_KEY_PASSWORD"
 EXIT_CODES_EPILOG = """exit codes:
-  0  admitted: every image verified or exempt (or let through by an audit mode); policy files valid
+  0  success: every image admitted (verified, exempt, or let through by an audit mode), signed, or valid
   1  rejected: an image has no valid signature from a trusted signer (failureMode block)
   2  usage or policy error: the message names the bad argument or policy field
   3  unavailable: a registry or AWS did not answer in time (unavailableMode block)"""
@@ -43,9 +43,18 @@ class _ArgumentError(Exception):
         self.parser = parser
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph descriptions; keeps text that has its own lines (the exit code table)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keeps the epilog's lines
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         kwargs.setdefault("epilog", EXIT_CODES_EPILOG)
         super().__init__(*args, **kwargs)
 
@@ -73,7 +82,9 @@ def _platform(text: str) -> Platform:
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = _Parser(prog=prog, description="Verify container images against a signature policy (the verifier the "
+                                            "admission Lambda runs), sign images in cosign's format, and check or "
+                                            "start a policy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}",
                         help="print the version of signed-images-cdk and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")

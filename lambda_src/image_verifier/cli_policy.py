@@ -113,7 +113,7 @@ def _init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     text = json.dumps(document, indent=2) + "\n"
     if args.output is None:
         out.write(text)
-        where = "the policy above"
+        where = "the policy on stdout"
     else:
         if args.output.exists() and not args.force:
             raise UsageError(f"{args.output} exists; choose another --output or pass --force to overwrite it")

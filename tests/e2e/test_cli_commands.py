@@ -121,6 +121,8 @@ def test_validate_reports_no_error_for_a_policy_the_loader_accepts(tmp_path):
     # When / Then validate agrees with the loader (no error invented by judging parts alone)
     result = run_cli("policy", "validate", str(write_policy(tmp_path, document)))
     assert result.code == 0, result.err
+    # and shows the policy's load-time warnings
+    assert "warning: trustedSigners[0].notationX509.verificationLevel" in result.err
 
 
 def test_validate_json_prints_one_object_with_error_and_exit_code(tmp_path):

@@ -148,7 +148,8 @@ def _pem_blocks(value: Any, field: FileField, path: str, base_dir: Path) -> list
             data = handle.read(MAX_PEM_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise PolicyError(path, f"cannot read {value!r} ({file}): {reason}") from exc
+        where = f" ({file})" if str(file) != value else ""  # where a relative path led
+        raise PolicyError(path, f"cannot read {value!r}{where}: {reason}") from exc
     if len(data) > MAX_PEM_FILE_BYTES:
         raise PolicyError(path, f"{value!r} is larger than {MAX_PEM_FILE_BYTES} bytes; it should hold PEM text only")
     try:
