@@ -126,8 +126,8 @@ class Decision:
 
     @property
     def admitted_with_warnings(self) -> int:
-        """Images verified only because a verification level logged (did not enforce) a failure."""
-        return sum(1 for v in self.verdicts if v.outcome is Outcome.VERIFIED and v.warnings)
+        """Images admitted (verified or exempt) with warnings: a logged, not enforced, failure."""
+        return sum(1 for v in self.verdicts if v.outcome in (Outcome.VERIFIED, Outcome.EXEMPT) and v.warnings)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for v in self.verdicts if v.outcome is outcome)

@@ -115,7 +115,8 @@ class ImageVerifier:
             if exemption is not None and not exemption.digests:
                 return self._verdict(request, ref.digest, Outcome.EXEMPT,
                                      [f"exempt: {exemption.reason}", f"digest not resolved: {exc}"],
-                                     exemption=exemption.reason, valid_until=exemption.expires)
+                                     exemption=exemption.reason, valid_until=exemption.expires,
+                                     warnings=[f"admitted without knowing which digest runs: {exc}"])
             return self._verdict(request, ref.digest, Outcome.UNAVAILABLE, [f"could not resolve {ref}: {exc}"])
         except VerificationError as exc:
             return self._verdict(request, ref.digest, Outcome.REJECTED, [f"could not resolve {ref}: {exc}"])
@@ -208,6 +209,7 @@ class ImageVerifier:
 
     @staticmethod
     def _verdict(request: ImageRequest, digest: str | None, outcome: Outcome, reasons: list[str], *,
-                 rule: str | None = None, exemption: str | None = None, valid_until: datetime | None = None) -> Verdict:
+                 rule: str | None = None, exemption: str | None = None, valid_until: datetime | None = None,
+                 warnings: Sequence[str] = ()) -> Verdict:
         return Verdict(image=request.image, digest=digest, outcome=outcome, reasons=tuple(reasons), rule=rule,
-                       exemption=exemption, valid_until=valid_until)
+                       exemption=exemption, valid_until=valid_until, warnings=tuple(warnings))

@@ -110,3 +110,17 @@ def test_contacts_registry_when_a_rule_names_the_image():
     assert registry.calls == ["resolve"]
     assert decision.verdicts[0].outcome is Outcome.UNAVAILABLE
     assert not decision.admitted
+
+
+def test_exempts_image_with_a_warning_when_an_exemption_without_digests_names_it_and_the_registry_is_down():
+    # Given an exemption for a repository (no pinned digests), and a registry that does not answer
+    future = (NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    policy = _policy(exemptions=[{"images": ["vendor.example.com/agent"], "reason": "TICKET-4: vendor agent, owner x",
+                                  "expires": future}], unavailable_mode="block")
+    # When its tag is verified
+    decision, registry = _decide(policy, ImageRequest(image="vendor.example.com/agent:v1"))
+    # Then it is exempt, and the verdict warns that nobody knows which digest ran
+    [verdict] = decision.verdicts
+    assert registry.calls == ["resolve"]
+    assert verdict.outcome is Outcome.EXEMPT and decision.admitted and decision.admitted_with_warnings == 1
+    assert verdict.warnings and verdict.warnings[0].startswith("admitted without knowing which digest runs")
