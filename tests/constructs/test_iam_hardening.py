@@ -163,3 +163,77 @@ def test_renders_findings_as_cdk_nag_flattens_references(value, rendered):
     from constructs_lib._nag import render
 
     assert render(value) == rendered
+
+
+# --- GitHub OIDC trust: exact subjects, optionally under a customized subject template ---------------------
+
+OIDC = "token.actions.githubusercontent.com"
+GITHUB_EXAMPLE_WORKFLOW = "octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main"
+
+
+def _trust(**props) -> dict:
+    app = new_app()
+    stack = new_stack(app)
+    GitHubActionsSigningRole(stack, "GitHub", **props)
+    [role] = [r for r in app.synth().get_stack_by_name("Stack").template["Resources"].values()
+              if r["Type"] == "AWS::IAM::Role"]
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    return statement
+
+
+def test_default_subjects_are_exact_branch_and_environment_subjects():
+    # When
+    statement = _trust(repository="acme/app", branches=["main"], environments=["production"])
+    # Then aud and sub are compared exactly; nothing is a pattern
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {"StringEquals": {
+        f"{OIDC}:aud": "sts.amazonaws.com",
+        f"{OIDC}:sub": ["repo:acme/app:ref:refs/heads/main", "repo:acme/app:environment:production"],
+    }}
+
+
+def test_customized_subject_with_ref_binds_environments_to_branches():
+    # Given the repository's subject template set to repo, context, ref on GitHub
+    statement = _trust(repository="acme/app", branches=["main"], environments=["production"],
+                       subject_claim_keys=["repo", "context", "ref"], environment_branches=["main", "hotfix"])
+    # Then an environment job assumes the role only from main or hotfix, and no StringLike widens it
+    assert statement["Condition"] == {"StringEquals": {
+        f"{OIDC}:aud": "sts.amazonaws.com",
+        f"{OIDC}:sub": [
+            "repo:acme/app:ref:refs/heads/main:ref:refs/heads/main",
+            "repo:acme/app:environment:production:ref:refs/heads/main",
+            "repo:acme/app:environment:production:ref:refs/heads/hotfix",
+        ],
+    }}
+
+
+def test_customized_subject_with_job_workflow_ref_matches_githubs_documented_example():
+    # Given GitHub's documented template (repo, context, job_workflow_ref) and its example values
+    statement = _trust(repository="octo-org/octo-repo", branches=[], environments=["prod"],
+                       subject_claim_keys=["repo", "context", "job_workflow_ref"], workflows=[GITHUB_EXAMPLE_WORKFLOW])
+    # Then the subject is exactly the one GitHub's documentation shows
+    assert statement["Condition"]["StringEquals"][f"{OIDC}:sub"] == [
+        "repo:octo-org/octo-repo:environment:prod:job_workflow_ref:" + GITHUB_EXAMPLE_WORKFLOW]
+    assert "StringLike" not in statement["Condition"]
+
+
+@pytest.mark.parametrize("props, message", [
+    (dict(subject_claim_keys=["job_workflow_ref"], workflows=[GITHUB_EXAMPLE_WORKFLOW]),
+     "subject_claim_keys must be 'repo', 'context', then optionally"),
+    (dict(subject_claim_keys=["repo", "context", "actor"]), "subject_claim_keys must be 'repo', 'context'"),
+    (dict(subject_claim_keys=["repo", "context", "ref", "ref"]), "subject_claim_keys must be 'repo', 'context'"),
+    (dict(environments=["production"], subject_claim_keys=["repo", "context", "ref"]),
+     r"environments \['production'\] need environment_branches"),
+    (dict(environments=["production"], environment_branches=["main"]),
+     "environment_branches needs 'ref' in subject_claim_keys"),
+    (dict(workflows=[GITHUB_EXAMPLE_WORKFLOW]), "workflows and 'job_workflow_ref' in subject_claim_keys go together"),
+    (dict(subject_claim_keys=["repo", "context", "job_workflow_ref"]), "go together"),
+    (dict(subject_claim_keys=["repo", "context", "job_workflow_ref"],
+          workflows=["octo-org/octo-automation/.github/workflows/*.yml@refs/heads/main"]), "a workflow must be"),
+    (dict(branches=[f"release-{n:03d}" for n in range(60)]), "more than 1600"),
+])
+def test_rejects_github_trust_when_the_subject_template_or_its_values_are_wrong(props, message):
+    app = new_app()
+    stack = new_stack(app)
+    with pytest.raises(ValueError, match=message):
+        GitHubActionsSigningRole(stack, "GitHub", repository="acme/app", **props)
