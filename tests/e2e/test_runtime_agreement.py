@@ -12,12 +12,15 @@ import random
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from image_verifier.composition import build_verifier
 from image_verifier.deadline import Deadline
 from image_verifier.oci import OCI_INDEX
 from image_verifier.platform import Platform
 from image_verifier.policy import Policy
+from image_verifier.registry import RegistryClient
 from image_verifier.verdict import Outcome, Verdict
 from image_verifier.verifier import ImageRequest
 from tests.support.containerd import Containerd, chain_id, start_containerd, stop_containerd, unavailable_reason
@@ -265,3 +268,56 @@ def test_containerd_runs_the_unsigned_image_of_each_refused_attack(registry, reg
     assert verdict.outcome is Outcome.REJECTED, verdict
     assert pulled.chain_id == _chain_id_of(registry, unsigned), pulled.output
 
+
+
+# ---- property: a mutated index is never admitted ---------------------------------------------
+
+def _objects(value: Any, path: tuple = ()) -> list[tuple]:
+    found = [path] if isinstance(value, dict) else []
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for step, child in children:
+        found += _objects(child, (*path, step))
+    return found
+
+
+def _with_member(document: dict[str, Any], path: tuple, key: str, value: Any) -> bytes:
+    """`document` with one more member in the object at `path`, written by hand (it may repeat a key)."""
+    target: Any = document
+    for step in path:
+        target = target[step]
+    target["__member__"] = None
+    text = json.dumps(document)
+    del target["__member__"]
+    return text.replace('"__member__": null', f"{json.dumps(key)}: {json.dumps(value)}").encode()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), how=st.sampled_from(["exact", "upper", "title", "long-s", "kelvin"]))
+def test_property_never_admits_an_index_with_a_duplicate_or_folded_key(registry, key, images, data, how):
+    # Given an index the verifier admits for linux/amd64 (its only amd64 entry is the signed manifest)
+    signed, unsigned = images["signed-amd64"], images["unsigned-amd64"]
+    document = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                "manifests": [_entry(images["unsigned-arm64"], ARM64), _entry(signed, AMD64)]}
+    # When one object anywhere in it gets a second member that Go reads as one of its keys
+    path = data.draw(st.sampled_from(_objects(document)), label="object")
+    target: Any = document
+    for step in path:
+        target = target[step]
+    name = data.draw(st.sampled_from(sorted(target)), label="key")
+    respelled = {"exact": name, "upper": name.upper(), "title": name[:1].upper() + name[1:],
+                 "long-s": name.replace("s", "\u017f", 1), "kelvin": name.replace("k", "\u212a", 1)}[how]
+    # a value of the same JSON type as the original, so that Go (the registry) can decode it too
+    same_type = {str: [unsigned.digest, "linux", "amd64", unsigned.media_type], int: [unsigned.size, 2],
+                 list: [[_entry(unsigned, AMD64)]], dict: [{"os": "linux", "architecture": "amd64"}, _entry(unsigned, AMD64)]}
+    value = data.draw(st.sampled_from(same_type[type(target[name])]), label="value")
+    raw = _with_member(json.loads(json.dumps(document)), path, respelled, value)  # unchanged: an exact duplicate
+    try:
+        index = _raw_index(registry, signed.repository, raw.decode())
+    except AssertionError:
+        event("the registry refused the document")
+        return  # nothing to verify
+    verdict = _verify_api(RegistryClient(insecure_registries={registry.host}), key, registry.host, str(index.ref),
+                          "linux/amd64")
+    # Then it is rejected, with a reason, and not by an internal error
+    assert verdict.outcome is Outcome.REJECTED, (raw, verdict)
+    assert verdict.reasons and not any("internal error" in r for r in verdict.reasons), verdict
