@@ -128,13 +128,16 @@ def condition_lines(resolver: Resolver, stack: Stack, conditions: dict[str, Any]
 
 
 def condition_values(resolver: Resolver, stack: Stack, conditions: dict[str, Any], key_suffix: str) -> list[str]:
-    """Every value of the condition keys ending with ``key_suffix`` (e.g. ``:sub``), in order."""
+    """Every value of the condition keys ending with ``key_suffix`` (e.g. ``:sub``), with its operator.
+
+    The operator matters to a reviewer: ``StringLike`` makes ``*`` a wildcard, ``StringEquals`` does not.
+    """
     found = []
-    for block in conditions.values():
+    for operator, block in conditions.items():
         if isinstance(block, dict):
             for key, values in block.items():
                 if key.lower().endswith(key_suffix):
-                    found.extend(resolver.text(stack, v) for v in _as_list(values))
+                    found.extend(f"`{resolver.text(stack, v)}` ({operator})" for v in _as_list(values))
     return found
 
 

@@ -174,7 +174,9 @@ class _Reader:
             trusts = [f"`{self.text(v)}`" for v in body.get("trustedIdentities") or []]
         targets = tuple(t for t in (self.target(v) for v in values) if t is not None)
         return PolicySigner(name=str(raw.get("name", "?")), kind=kind, trusts=tuple(trusts), targets=targets,
-                            state=str(body.get("state", "active")), break_glass=body.get("breakGlass") is True)
+                            # key states and break-glass exist for cosign keys only (policy model)
+                            state=str(body.get("state", "active")) if kind == "cosignKey" else "-",
+                            break_glass=body.get("breakGlass") is True)
 
     def rule(self, raw: dict[str, Any]) -> PolicyRule:
         which = "allOf" if "allOf" in raw else "anyOf"

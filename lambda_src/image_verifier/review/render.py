@@ -46,7 +46,8 @@ def _who_can_sign(facts: Facts) -> list[str]:
         lines += [f"- {profile.label}: platform `{profile.platform}`, signature validity {profile.validity}"]
         lines += [f"  - {role.label} may call {actions}" for role, actions in profile.signers] or [
             "  - no role of the assembly may call signer:SignPayload or signer:StartSigningJob on it"]
-    lines += ["", "### Roles that sign or push signed images, and who can assume them", ""]
+    lines += [""] if facts.profiles else []
+    lines += ["### Roles that sign or push signed images, and who can assume them", ""]
     rows = []
     for role in facts.signing_roles:
         trusted = "; ".join(", ".join(t.principals) for t in role.trusts) or "nobody (no Allow in the trust policy)"
