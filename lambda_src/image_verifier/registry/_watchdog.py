@@ -33,11 +33,14 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 class Exchange:
     """One armed request/response. `fired` is true once its deadline shut the socket down."""
 
-    __slots__ = ("expires_at", "connection", "fired", "done")
+    __slots__ = ("connection", "done", "expires_at", "fired", "sock")
 
     def __init__(self, expires_at: float) -> None:
         self.expires_at = expires_at
         self.connection: Any = None
+        # The socket is kept here too: http.client drops `connection.sock` as soon as it has read the
+        # headers of a `Connection: close` answer, while the body is still read from that socket.
+        self.sock: socket.socket | None = None
         self.fired = False
         self.done = False
 
@@ -70,7 +73,7 @@ class Watchdog:
             exchange.done = True
             if exchange.connection is not None and getattr(exchange.connection, "_watchdog_owner", None) is exchange:
                 exchange.connection._watchdog_owner = None
-            exchange.connection = None
+            exchange.connection = exchange.sock = None
         if getattr(self._local, "exchange", None) is exchange:
             self._local.exchange = None
         return exchange.fired
@@ -83,6 +86,7 @@ class Watchdog:
         with self._lock:
             connection._watchdog_owner = exchange
             exchange.connection = connection
+            exchange.sock = getattr(connection, "sock", None) or exchange.sock
             fire_now = not exchange.done and exchange.expires_at <= time.monotonic()
         if fire_now:
             self._fire(exchange)
@@ -108,7 +112,7 @@ class Watchdog:
                 exchange.fired = not exchange.done  # nothing attached yet: the transport checks this flag
                 return
             exchange.fired = True
-            sock = getattr(connection, "sock", None)
+            sock = getattr(connection, "sock", None) or exchange.sock
             if sock is not None:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv; the pool discards the connection
@@ -125,6 +129,7 @@ class _Watched:
     def connect(self) -> None:
         WATCHDOG.attach(self)
         super().connect()  # type: ignore[misc]
+        WATCHDOG.attach(self)  # again, now with the connected (and, for https, TLS-wrapped) socket
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         WATCHDOG.attach(self)
