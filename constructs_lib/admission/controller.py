@@ -27,6 +27,8 @@ from ..supply_chain import SignedImageSupplyChain
 from . import _defaults
 from .._nag import acknowledge_wildcards
 from ._permissions import LAMBDA_INVOKE_ACTIONS, base_statements, ecr_repository_arn, revision_arn, revision_statement
+from .._tree import add_validation
+from ._coverage import Coverage, check_service
 from ._policy import AdmissionExemption, PolicyBuilder
 from ._strategy_check import METADATA_KEY
 from ._strategy_check import register as register_strategy_check
@@ -206,6 +208,8 @@ class AdmissionController(Construct):
                        "interfaces in the VPC; CDK adds it when a function is given a VPC.",
             ))
         self._protected: dict[str, tuple[ecs.BaseService, tuple[str, ...]]] = {}
+        self._coverage = Coverage(policy=self.policy.policy, repositories=tuple(repositories),
+                                  controller_path=self.node.path)
         register_strategy_check(self)
 
     # -- protecting services --------------------------------------------------------------------
@@ -256,6 +260,8 @@ class AdmissionController(Construct):
         cfn = service.node.default_child
         cfn.add_metadata(METADATA_KEY, {"controller": self.node.path, "stages": [s.value for s in stages]})
         self._protected[path] = (service, tuple(s.value for s in stages))
+        # At synth, when every container has been added: each image must be covered by the policy.
+        add_validation(service, lambda: check_service(service, self._coverage))
 
     def is_protecting(self, service: ecs.BaseService) -> bool:
         return service.node.path in self._protected

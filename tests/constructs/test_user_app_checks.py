@@ -1,0 +1,143 @@
+"""A user's own CDK app (not the reference app): the mistakes that used to synthesize and then roll back
+every deployment are synth errors or warnings, and the right way synthesizes.
+
+Each check has a good and a bad case: a Docker Hub sidecar, a ``from_asset`` image, a second ECR
+repository not in the chain, an image only known at deploy time, an expired exemption.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import CfnParameter, Environment, Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk.assertions import Annotations, Match
+
+from constructs_lib import SignedImageSupplyChain
+from constructs_lib.admission import AdmissionController, AdmissionExemption
+from tests.constructs.checks import ENV_A, new_app, synth_error
+
+FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+class UserApp:
+    """One account's app as the README builds it: a chain, a controller trusting it, a service."""
+
+    def __init__(self, *, env: Environment = ENV_A, **controller_props: Any) -> None:
+        self.app = new_app()
+        self.stack = Stack(self.app, "Payments", env=env)
+        self.chain = SignedImageSupplyChain(self.stack, "Images", repository_names=["payments/api"],
+                                            cosign_key_alias="alias/payments/cosign")
+        self.controller = AdmissionController(self.stack, "Admission", supply_chains=[self.chain], **controller_props)
+        self.cluster = ecs.Cluster(self.stack, "Cluster")
+        self.task = ecs.FargateTaskDefinition(self.stack, "Task")
+        self.task.add_container("api", image=ecs.ContainerImage.from_ecr_repository(self.chain.repositories[0], tag="1.0"))
+
+    def protect(self) -> ecs.FargateService:
+        service = ecs.FargateService(self.stack, "Service", cluster=self.cluster, task_definition=self.task,
+                                     deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN)
+        self.controller.protect(service)
+        return service
+
+
+@pytest.fixture(scope="module")
+def asset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("image")
+    (directory / "Dockerfile").write_text("FROM scratch\n")
+    return directory
+
+
+def test_synthesizes_a_service_whose_images_are_all_in_the_chain():
+    # Given the main container from the chain's repository and a sidecar with an exemption
+    user = UserApp(exemptions=[AdmissionExemption(images=["docker.io/library/nginx"], reason="proxy, ticket OPS-1",
+                                                  expires=FAR_FUTURE)])
+    user.task.add_container("proxy", image=ecs.ContainerImage.from_registry("nginx:1.25"))
+    user.protect()
+    # When / Then
+    user.app.synth()
+
+
+def test_rejects_service_at_synth_when_a_docker_hub_sidecar_is_not_covered():
+    # Given a sidecar from Docker Hub and no rule or exemption for it
+    user = UserApp()
+    user.task.add_container("proxy", image=ecs.ContainerImage.from_registry("nginx:1.25"), essential=False)
+    user.protect()
+    # When
+    message = synth_error(user.app)
+    # Then the error names the container, the image and the fixes
+    assert "container 'proxy' of ECS service Payments/Service runs nginx:1.25" in message
+    assert "no rule or exemption matches docker.io/library/nginx" in message
+    assert "image_patterns=['docker.io/library/nginx']" in message and "AdmissionExemption(images=" in message
+
+
+def test_rejects_service_at_synth_when_an_init_container_from_asset_lands_in_the_bootstrap_repository(asset_dir):
+    # Given an init container built from a local Dockerfile
+    user = UserApp()
+    user.task.add_container("migrate", image=ecs.ContainerImage.from_asset(str(asset_dir)), essential=False)
+    user.protect()
+    # When
+    message = synth_error(user.app)
+    # Then
+    assert "container 'migrate' of ECS service Payments/Service runs 111111111111.dkr.ecr.us-east-1.amazonaws.com/" \
+           "cdk-hnb659fds-container-assets-111111111111-us-east-1:" in message
+    assert "ContainerImage.from_asset pushes to the CDK bootstrap repository" in message
+
+
+def test_synthesizes_a_from_asset_image_when_the_bootstrap_repository_is_covered(asset_dir):
+    bootstrap = "111111111111.dkr.ecr.us-east-1.amazonaws.com/cdk-hnb659fds-container-assets-111111111111-us-east-1"
+    user = UserApp(image_patterns=[bootstrap])
+    user.task.add_container("migrate", image=ecs.ContainerImage.from_asset(str(asset_dir)), essential=False)
+    user.protect()
+    user.app.synth()
+
+
+def test_rejects_service_at_synth_when_a_second_ecr_repository_is_not_in_the_chain():
+    # Given a repository of the same app that the controller does not cover
+    user = UserApp()
+    other = ecr.Repository(user.stack, "Worker", repository_name="payments/worker")
+    user.task.add_container("worker", image=ecs.ContainerImage.from_ecr_repository(other, tag="2.0"))
+    user.protect()
+    # When
+    message = synth_error(user.app)
+    # Then
+    assert "container 'worker' of ECS service Payments/Service runs an image of repository Payments/Worker" in message
+    assert "add that repository to the controller's repositories (or supply_chains)" in message
+
+
+def test_synthesizes_a_second_repository_when_the_controller_covers_it():
+    app = new_app()
+    stack = Stack(app, "Payments", env=ENV_A)
+    chain = SignedImageSupplyChain(stack, "Images", repository_names=["payments/api"], cosign_key_alias="alias/p/cosign")
+    other = ecr.Repository(stack, "Worker", repository_name="payments/worker")
+    controller = AdmissionController(stack, "Admission", supply_chains=[chain], repositories=[other])
+    task = ecs.FargateTaskDefinition(stack, "Task")
+    task.add_container("worker", image=ecs.ContainerImage.from_ecr_repository(other, tag="2.0"))
+    service = ecs.FargateService(stack, "Service", cluster=ecs.Cluster(stack, "Cluster"), task_definition=task,
+                                 deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN)
+    controller.protect(service)
+    app.synth()
+
+
+def test_warns_about_an_image_only_known_at_deploy_time():
+    # Given an image whose name is a parameter
+    user = UserApp()
+    image = CfnParameter(user.stack, "SidecarImage", type="String")
+    user.task.add_container("sidecar", image=ecs.ContainerImage.from_registry(image.value_as_string))
+    user.protect()
+    # When
+    user.app.synth()
+    # Then a warning names the container
+    Annotations.from_stack(user.stack).has_warning("/Payments/Service", Match.string_like_regexp(
+        "cannot check at synth that admission controller Payments/Admission covers the images of containers sidecar"))
+
+
+def test_rejects_service_at_synth_when_its_only_exemption_has_expired():
+    user = UserApp(exemptions=[AdmissionExemption(images=["docker.io/library/nginx"], reason="proxy, ticket OPS-1",
+                                                  expires="2020-01-01T00:00:00Z")])
+    user.task.add_container("proxy", image=ecs.ContainerImage.from_registry("nginx:1.25"))
+    user.protect()
+    assert "its exemption expired on 2020-01-01" in synth_error(user.app)
