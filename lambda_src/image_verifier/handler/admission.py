@@ -121,6 +121,8 @@ class AdmissionHandler:
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
         delay, retry_after = self._callback_delay(decision.verdicts)
         record = self._record(hook, status, images=images, revision=revision, started=started, retry_after=retry_after)
+        # Counted only when the deployment goes ahead: those images run although a check failed.
+        record["admittedWithWarnings"] = decision.admitted_with_warnings if status is HookStatus.SUCCEEDED else 0
         return self._answer(hook, status, record, callback_delay=delay)
 
     def _read_and_verify(self, hook: HookEvent, deadline: Deadline) -> tuple[Revision, list[tuple[Verdict, bool]]]:
@@ -212,6 +214,7 @@ class AdmissionHandler:
             "images": images,
             "counts": counts,
             "breakGlass": any(i["breakGlass"] for i in images),
+            "admittedWithWarnings": 0,
             "retryAfter": retry_after,
             "error": error,
             "errorKind": error_kind,

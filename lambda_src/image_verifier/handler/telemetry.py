@@ -27,8 +27,8 @@ METRIC_IMAGES = {
 }
 METRIC_BREAK_GLASS = "BreakGlassImages"  # images admitted on a break-glass signature: alarm on any
 METRIC_LATENCY = "DecisionLatency"  # milliseconds from invocation to answer
-# Images verified in an admitted decision only because a signer at verificationLevel audit or
-# permissive logged a failed check instead of enforcing it (Decision.admitted_with_warnings). Alarm on any.
+# Images admitted with warnings (Decision.admitted_with_warnings: a signer at verificationLevel audit
+# or permissive logged a failed check instead of enforcing it, ...) in a decision answered SUCCEEDED. Alarm on any.
 METRIC_ADMITTED_WITH_WARNINGS = "AdmittedWithWarnings"
 # errorKind values that are not a fault of the handler or its inputs: AWS or a registry did not answer.
 _NOT_AN_ERROR = frozenset({None, "unavailable"})
@@ -74,9 +74,7 @@ class Telemetry:
         for outcome, name in METRIC_IMAGES.items():
             self._count(name, sum(1 for i in record["images"] if i["outcome"] == outcome.value))
         self._count(METRIC_BREAK_GLASS, sum(1 for i in record["images"] if i["breakGlass"]))
-        if status == "SUCCEEDED":
-            self._count(METRIC_ADMITTED_WITH_WARNINGS, sum(1 for i in record["images"]
-                                                           if i["outcome"] == Outcome.VERIFIED.value and i.get("warnings")))
+        self._count(METRIC_ADMITTED_WITH_WARNINGS, record.get("admittedWithWarnings") or 0)
         if fault:
             self._count(METRIC_ERRORS)
         self._metrics.add_metric(name=METRIC_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
