@@ -141,6 +141,20 @@ def test_rejects_revision_in_every_mode_naming_the_field_when_an_ecs_answer_is_m
     assert record["admittedInAuditMode"] is False
 
 
+@pytest.mark.parametrize(("runtime_platform", "got"), [("ARM64", "got a string: 'ARM64'"),
+                                                      (["ARM64", "LINUX"], "got an array: ['ARM64', 'LINUX']")])
+def test_rejects_revision_when_runtime_platform_is_a_string_or_a_list(runtime_platform, got):
+    # Given a DescribeTaskDefinition answer whose runtimePlatform is a string or a list (it raised before)
+    revisions, task_definition = answers()
+    _definition(task_definition)["runtimePlatform"] = runtime_platform
+    admission = handler_for(revisions, task_definition)
+    # When / Then FAILED, with the field and what came in the record
+    assert admission.handle(hook_event()) == {"hookStatus": "FAILED"}
+    [record] = admission.audit_records()
+    assert record["reason"] == ("ECS DescribeTaskDefinition: taskDefinition.runtimePlatform must be an object, "
+                                f"{got}")
+
+
 def test_rejects_revision_when_the_answer_is_not_an_object():
     admission = handler_for(["not", "an", "answer"], None)
     assert admission.handle(hook_event()) == {"hookStatus": "FAILED"}
