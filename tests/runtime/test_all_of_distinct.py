@@ -43,8 +43,12 @@ class FakeKms:
                 "KeySpec": "ECC_NIST_P256", "SigningAlgorithms": ["ECDSA_SHA_256"]}
 
 
-def cosign_sign(registry_client, image: PushedImage, key: KeyPair) -> None:
-    sign_image(registry_client.bound(Deadline.after(30)), image.ref, PemSigner(key.private_pem))
+def cosign_signed_image(registry, registry_client, *keys: KeyPair) -> PushedImage:
+    """A new image with one legacy cosign signature per key (cosign appends them to one `.sig` manifest)."""
+    image = push_image(registry, unique_repository(), "v1")
+    for key in keys:
+        sign_image(registry_client.bound(Deadline.after(30)), image.ref, PemSigner(key.private_pem))
+    return image
 
 
 def push_notation_signature(registry, image: PushedImage, chain: Chain, *, vector: SignedVector | None = None
@@ -82,9 +86,7 @@ def _verify(registry_client, document: dict[str, Any], image: PushedImage, kms: 
 def test_rejects_all_of_when_one_key_is_named_by_its_kms_arn_and_by_its_pem(registry, registry_client):
     # Given one key, named twice (KMS ARN and PEM), and an image it signed twice (two distinct signatures)
     key = KeyPair.generate()
-    image = push_image(registry, unique_repository(), "v1")
-    cosign_sign(registry_client, image, key)
-    cosign_sign(registry_client, image, key)
+    image = cosign_signed_image(registry, registry_client, key, key)
     document = cosign_policy({"release": {"kmsKeyArn": ARN}, "security": {"publicKeyPem": key.public_pem}},
                              images=f"{registry.host}/**", all_of=["release", "security"])
     # When an allOf of both names is verified
@@ -97,8 +99,7 @@ def test_rejects_all_of_when_one_key_is_named_by_its_kms_arn_and_by_its_pem(regi
 
 def test_rejects_all_of_when_two_arns_name_one_multi_region_key(registry, registry_client):
     key = KeyPair.generate()
-    image = push_image(registry, unique_repository(), "v1")
-    cosign_sign(registry_client, image, key)
+    image = cosign_signed_image(registry, registry_client, key)
     document = cosign_policy({"us": {"kmsKeyArn": MRK_US}, "eu": {"kmsKeyArn": MRK_EU}},
                              images=f"{registry.host}/**", all_of=["us", "eu"])
     kms = FakeKms({MRK_US: key, MRK_EU: key})
@@ -122,9 +123,7 @@ def test_rejects_all_of_when_two_notation_signers_rest_on_one_root_and_one_signa
 
 def test_admits_all_of_when_two_genuinely_different_keys_signed(registry, registry_client):
     first, second = KeyPair.generate(), KeyPair.generate()
-    image = push_image(registry, unique_repository(), "v1")
-    cosign_sign(registry_client, image, first)
-    cosign_sign(registry_client, image, second)
+    image = cosign_signed_image(registry, registry_client, first, second)
     document = cosign_policy({"release": {"kmsKeyArn": ARN}, "security": {"publicKeyPem": second.public_pem}},
                              images=f"{registry.host}/**", all_of=["release", "security"])
     verdict = _verify(registry_client, document, image, FakeKms({ARN: first}))
@@ -139,8 +138,7 @@ def test_admits_all_of_when_two_genuinely_different_keys_signed(registry, regist
 def test_admits_all_of_when_a_cosign_key_and_a_notation_signature_are_both_present(registry, registry_client):
     key = KeyPair.generate()
     chain = code_signing_chain("p256", role_prefix="mixed-")
-    image = push_image(registry, unique_repository(), "v1")
-    cosign_sign(registry_client, image, key)
+    image = cosign_signed_image(registry, registry_client, key)
     push_notation_signature(registry, image, chain)
     document = notation_policy(registry.host, chain, ["corp"])
     document["trustedSigners"].append({"name": "ci", "cosignKey": {"publicKeyPem": key.public_pem}})
