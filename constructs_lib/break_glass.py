@@ -39,7 +39,7 @@ class BreakGlassSigningKey(OwnedSigningKeyBase):
         signers: Sequence[iam.IGrantable] = (),
         verifiers: Sequence[iam.IGrantable] = (),
         key_spec: SigningKeySpec = SigningKeySpec.ECC_NIST_P256,
-        admins: Sequence[iam.IPrincipal] = (),
+        admins: Sequence[iam.IGrantable] = (),
         removal_policy: RemovalPolicy = _defaults.KEY_REMOVAL_POLICY,
         description: str | None = None,
     ) -> None:
@@ -49,7 +49,9 @@ class BreakGlassSigningKey(OwnedSigningKeyBase):
         :param verifiers: principals allowed GetPublicKey, Verify, DescribeKey, typically the
             workload accounts (``iam.AccountPrincipal``). :default: - only principals granted later
         :param key_spec: :default: SigningKeySpec.ECC_NIST_P256
-        :param admins: who may manage (not use) the key. :default: - the break-glass account
+        :param admins: the roles or users that may manage (not use) the key, in place of the account
+            root; include ``cloudformation_execution_role(stack)`` (KMS's lockout check).
+            :default: - the break-glass account's root (IAM policies there decide who)
         :param removal_policy: :default: RemovalPolicy.RETAIN
         :param description: :default: - "break-glass image signing key (<alias>, active)"
         """

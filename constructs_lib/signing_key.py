@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
-from aws_cdk import Arn, ArnFormat, RemovalPolicy, Resource, Token
+from aws_cdk import Arn, ArnFormat, Fn, RemovalPolicy, Resource, Stack, Token
 from aws_cdk.interfaces import ResourceEnvironment
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -19,7 +19,7 @@ from constructs import Construct
 
 from . import _actions, _defaults
 from ._grants import ci_principal_reason, identity_arn
-from ._key_policy import build_key_policy
+from ._key_policy import admin_arn, build_key_policy, warn_unless_deploy_role_is_admin
 from ._tree import lazy
 from ._validation import require_literal, require_match
 
@@ -218,7 +218,7 @@ class OwnedSigningKeyBase(SigningKeyBase):
         verifiers: Sequence[iam.IGrantable],
         key_spec: SigningKeySpec,
         state: KeyState,
-        admins: Sequence[iam.IPrincipal],
+        admins: Sequence[iam.IGrantable],
         removal_policy: RemovalPolicy,
         description: str | None,
     ) -> None:
@@ -226,13 +226,7 @@ class OwnedSigningKeyBase(SigningKeyBase):
         require_match(alias, ALIAS_PATTERN, "alias", "'alias/' followed by letters, digits, ':/_-' (not alias/aws/)")
         if not isinstance(key_spec, SigningKeySpec):
             raise ValueError(f"key_spec must be a SigningKeySpec (ECC_NIST_P256 or ECC_NIST_P384), got {key_spec!r}")
-        for admin in admins:
-            fragment = admin.policy_fragment.principal_json
-            if "*" in fragment or any("*" in values for values in fragment.values()):
-                raise ValueError(
-                    f"admins must not include '*' ({admin}): every AWS identity could call kms:PutKeyPolicy and "
-                    "name itself a signer; pass the administrator roles, or omit admins= for the account"
-                )
+        admin_arns = tuple(admin_arn(admin) for admin in admins)
         if state is KeyState.RETIRED and signers:
             raise ValueError(
                 f"a retired key takes no signers, got {len(signers)}; remove signers= or set state=KeyState.ACTIVE"
@@ -243,7 +237,12 @@ class OwnedSigningKeyBase(SigningKeyBase):
         self._break_glass = self._BREAK_GLASS
         self._signer_arns: list[str] = []
         self._verifiers: list[iam.IPrincipal] = []
-        self._admins = list(admins) or [iam.AccountRootPrincipal()]
+        self._admin_arns = admin_arns
+        # Named admins replace the account root: no IAM policy in the account can then let anyone
+        # else rewrite the key policy (see docs/constructs/cosign-signing-key.md, "Who can rewrite").
+        self._admins: list[iam.IPrincipal] = [iam.ArnPrincipal(a) for a in admin_arns] or [iam.AccountRootPrincipal()]
+        if admin_arns:
+            warn_unless_deploy_role_is_admin(self, admin_arns)
         kind = "break-glass" if self._BREAK_GLASS else "cosign"
         self._resource = kms.CfnKey(
             self,
@@ -265,6 +264,30 @@ class OwnedSigningKeyBase(SigningKeyBase):
             self.grant_sign(signer)
         for verifier in verifiers:
             self.grant_verify(verifier)
+
+    @property
+    def admin_arns(self) -> tuple[str, ...]:
+        """The roles and users named as key administrators; empty when the account root administers."""
+        return self._admin_arns
+
+    @staticmethod
+    def cloudformation_execution_role(scope: Construct, id: str = "CloudFormationExecutionRole") -> iam.IRole:
+        """The role CloudFormation deploys ``scope``'s stack with (CDK bootstrap's ``cfn-exec`` role).
+
+        Name it among ``admins``: KMS refuses to create or update a key whose policy would not let
+        the caller (CloudFormation, acting as this role) call ``kms:PutKeyPolicy`` again (the key
+        policy lockout safety check). Needs the ``DefaultStackSynthesizer``.
+        """
+        stack = Stack.of(scope)
+        arn = getattr(stack.synthesizer, "cloud_formation_execution_role_arn", None)
+        if not arn:
+            raise ValueError(
+                f"stack {stack.stack_name} uses {type(stack.synthesizer).__name__}, which names no CloudFormation "
+                "execution role; pass the role your deployments run as to admins= yourself"
+            )
+        # The synthesizer writes ${AWS::Partition} (and, for environment-agnostic stacks, the account
+        # and region) as placeholders for the CLI; Fn::Sub fills them in the template.
+        return iam.Role.from_role_arn(scope, id, Fn.sub(arn), mutable=False)
 
     @property
     def signer_arns(self) -> tuple[str, ...]:
@@ -316,7 +339,7 @@ class CosignSigningKey(OwnedSigningKeyBase):
         verifiers: Sequence[iam.IGrantable] = (),
         key_spec: SigningKeySpec = SigningKeySpec.ECC_NIST_P256,
         state: KeyState = KeyState.ACTIVE,
-        admins: Sequence[iam.IPrincipal] = (),
+        admins: Sequence[iam.IGrantable] = (),
         removal_policy: RemovalPolicy = _defaults.KEY_REMOVAL_POLICY,
         description: str | None = None,
     ) -> None:
@@ -327,7 +350,9 @@ class CosignSigningKey(OwnedSigningKeyBase):
             :default: - only principals granted later
         :param key_spec: :default: SigningKeySpec.ECC_NIST_P256
         :param state: ``RETIRED`` removes every signer and keeps verification. :default: KeyState.ACTIVE
-        :param admins: who may manage (not use) the key. :default: - the account (IAM policies decide who)
+        :param admins: the roles or users that may manage (not use) the key, in place of the account
+            root; include ``cloudformation_execution_role(stack)`` (KMS's lockout check).
+            :default: - the account root (IAM policies in the account decide who)
         :param removal_policy: :default: RemovalPolicy.RETAIN (old signatures must stay verifiable)
         :param description: :default: - "cosign image signing key (<alias>, <state>)"
         """

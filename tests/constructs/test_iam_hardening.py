@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import jsii
 import pytest
 from aws_cdk import Aspects, IAspect, Validations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Annotations, Match
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from constructs_lib import CosignSigningKey, GitHubActionsSigningRole, NotationSigningProfile
+from constructs_lib import BreakGlassSigningKey, CosignSigningKey, GitHubActionsSigningRole, NotationSigningProfile
 from constructs_lib.admission import AdmissionController
-from tests.constructs.checks import nag_findings, new_app, new_stack, synth_error
+from tests.constructs.checks import ENV_B, assert_clean, nag_findings, new_app, new_stack, synth_error
 
 ECR = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
 ANY_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
@@ -237,3 +240,101 @@ def test_rejects_github_trust_when_the_subject_template_or_its_values_are_wrong(
     stack = new_stack(app)
     with pytest.raises(ValueError, match=message):
         GitHubActionsSigningRole(stack, "GitHub", repository="acme/app", **props)
+
+
+# --- signing keys: named administrators replace the account root ------------------------------------------
+
+ADMIN_SID = "AllowKeyAdministrationWithoutUse"
+
+
+def _key_policies(app, stack_name: str = "Stack") -> list[dict]:
+    template = app.synth().get_stack_by_name(stack_name).template
+    return [r["Properties"]["KeyPolicy"] for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+
+
+def _admin_statement(policy: dict) -> dict:
+    [statement] = [s for s in policy["Statement"] if s.get("Sid") == ADMIN_SID]
+    return statement
+
+
+def test_key_admin_statement_names_the_account_root_by_default():
+    app = new_app()
+    stack = new_stack(app)
+    CosignSigningKey(stack, "Key", alias="alias/team/cosign")
+    [policy] = _key_policies(app)
+    principal = _admin_statement(policy)["Principal"]["AWS"]
+    assert principal == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111111111111:root"]]}
+
+
+@pytest.mark.parametrize("kind", ["cosign", "break-glass"])
+def test_named_key_admins_replace_the_account_root(kind):
+    # Given a security team role and the CloudFormation execution role as the only administrators
+    app = new_app()
+    stack = new_stack(app, "Vault", env=ENV_B) if kind == "break-glass" else new_stack(app)
+    security = iam.Role(stack, "KeyAdmins", assumed_by=iam.AccountPrincipal(stack.account))
+    deploy = CosignSigningKey.cloudformation_execution_role(stack)
+    key_class = BreakGlassSigningKey if kind == "break-glass" else CosignSigningKey
+    key = key_class(stack, "Key", alias=f"alias/{kind}", admins=[security, deploy])
+    # When
+    [policy] = _key_policies(app, stack.stack_name)
+    # Then the admin statement names exactly those two, may rewrite the policy, and may not sign
+    admin = _admin_statement(policy)
+    assert admin["Principal"]["AWS"] == [
+        {"Fn::GetAtt": [stack.resolve(security.node.default_child.logical_id), "Arn"]},
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::{stack.account}:role/cdk-hnb659fds-cfn-exec-role-"
+                    f"{stack.account}-us-east-1"},
+    ]
+    assert "kms:PutKeyPolicy" in admin["Action"] and "kms:Sign" not in admin["Action"]
+    # and no statement of the key policy names the account root any more
+    assert ":root" not in json.dumps(policy)
+    assert key.admin_arns == (security.role_arn, deploy.role_arn)
+    assert Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("key-admins-lockout")) == []
+
+
+def test_named_key_admins_are_clean_under_cdk_nag_and_cfn_lint():
+    app = new_app()
+    stack = new_stack(app)
+    security = iam.Role(stack, "KeyAdmins", assumed_by=iam.AccountPrincipal(stack.account))
+    CosignSigningKey(stack, "Key", alias="alias/team/cosign",
+                     admins=[security, CosignSigningKey.cloudformation_execution_role(stack)])
+    assert_clean(app, app.synth())
+
+
+def test_warns_when_named_key_admins_leave_out_the_deploying_role():
+    # Given admins without the role CloudFormation deploys with (KMS's lockout check would refuse the key)
+    app = new_app()
+    stack = new_stack(app)
+    security = iam.Role(stack, "KeyAdmins", assumed_by=iam.AccountPrincipal(stack.account))
+    CosignSigningKey(stack, "Key", alias="alias/team/cosign", admins=[security])
+    app.synth()
+    # Then synth warns and names the fix
+    [warning] = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("key-admins-lockout"))
+    assert "cloudformation_execution_role(stack)" in warning.entry.data
+
+
+def test_deploy_role_given_as_a_literal_arn_counts_as_the_deploying_role():
+    app = new_app()
+    stack = new_stack(app)
+    deploy = iam.Role.from_role_arn(
+        stack, "Deploy", "arn:aws:iam::111111111111:role/cdk-hnb659fds-cfn-exec-role-111111111111-us-east-1")
+    CosignSigningKey(stack, "Key", alias="alias/team/cosign", admins=[deploy])
+    app.synth()
+    assert Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("key-admins-lockout")) == []
+
+
+@pytest.mark.parametrize("admin", [
+    iam.AccountRootPrincipal(), iam.AccountPrincipal("222222222222"), iam.ServicePrincipal("cloudformation.amazonaws.com"),
+    iam.ArnPrincipal("arn:aws:iam::111111111111:role/admins-*"),
+], ids=["account-root", "other-account", "service", "wildcard-role"])
+def test_rejects_key_admins_when_one_is_not_a_role_or_user(admin):
+    stack = new_stack(new_app())
+    with pytest.raises(ValueError, match="admins must be IAM roles or users"):
+        CosignSigningKey(stack, "Key", alias="alias/x", admins=[admin])
+
+
+def test_rejects_cloudformation_execution_role_when_the_synthesizer_names_none():
+    from aws_cdk import App, CliCredentialsStackSynthesizer, Stack
+
+    stack = Stack(App(), "Cli", synthesizer=CliCredentialsStackSynthesizer())
+    with pytest.raises(ValueError, match="uses CliCredentialsStackSynthesizer, which names no CloudFormation execution"):
+        CosignSigningKey.cloudformation_execution_role(stack)
