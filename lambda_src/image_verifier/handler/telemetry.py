@@ -56,7 +56,7 @@ def image_entry(container: str, verdict: Verdict, *, cached: bool) -> dict[str, 
 
 
 class Telemetry:
-    """Writes audit records and problems through a Powertools Logger and counts them in EMF."""
+    """Writes audit records through a Powertools Logger and counts them in EMF."""
 
     def __init__(self, logger: Logger, metrics: Metrics) -> None:
         self.logger = logger
@@ -78,11 +78,6 @@ class Telemetry:
         if fault:
             self._count(METRIC_ERRORS)
         self._metrics.add_metric(name=METRIC_LATENCY, unit=MetricUnit.Milliseconds, value=latency_ms)
-
-    def problem(self, message: str, **fields: Any) -> None:
-        """A log line for something that is not a decision (a malformed event, a broken setup)."""
-        self.logger.error(message, extra=fields)
-        self._count(METRIC_ERRORS)
 
     def flush(self) -> None:
         self._metrics.flush_metrics(raise_on_empty_metrics=False)
