@@ -76,7 +76,7 @@ SignerTrust = CosignKeyTrust | AwsSignerTrust | NotationX509Trust
 
 # What a Notation verification level below `strict` logs instead of enforcing (notation/levels.py).
 LOGGED_FAILURES = {
-    "permissive": "expired signatures, certificates outside their validity and revocation failures",
+    "permissive": "expired signatures, certificates outside their validity, failed timestamps and revocation failures",
     "audit": "untrusted roots and identities (anyone's signature verifies), expiry and revocation failures",
 }
 
