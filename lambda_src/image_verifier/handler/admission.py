@@ -25,7 +25,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Callable, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 from ..deadline import Deadline
 from ..errors import DeadlineExceededError, UnavailableError
@@ -109,9 +109,10 @@ class AdmissionHandler:
                                                 lambda: self._read_and_verify(hook, deadline))
         except UnavailableError as exc:
             status = self._judge_unavailable(hook)
+            delay, retry_after = self._callback_delay([getattr(exc, "retry_after", None)])
             record = self._record(hook, status, images=[], revision=None, started=started, error=str(exc),
-                                  error_kind=ERROR_UNAVAILABLE)
-            return self._answer(hook, status, record, callback_delay=self.settings.callback_delay)
+                                  error_kind=ERROR_UNAVAILABLE, retry_after=retry_after)
+            return self._answer(hook, status, record, callback_delay=delay)
         except AwsRefusedError as exc:  # ECS said no (access denied, not found): asking again changes nothing
             return self._refuse(hook, started, ERROR_AWS_REFUSED, str(exc))
         except MalformedAnswerError as exc:  # nothing is known of what the revision runs
@@ -119,7 +120,8 @@ class AdmissionHandler:
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
-        delay, retry_after = self._callback_delay(decision.verdicts)
+        delay, retry_after = self._callback_delay(getattr(v, "retry_after", None) for v in decision.verdicts
+                                                  if v.outcome is Outcome.UNAVAILABLE)
         record = self._record(hook, status, images=images, revision=revision, started=started, retry_after=retry_after)
         # Counted only when the deployment goes ahead: those images run although a check failed.
         record["admittedWithWarnings"] = decision.admitted_with_warnings if status is HookStatus.SUCCEEDED else 0
@@ -159,13 +161,14 @@ class AdmissionHandler:
             return HookStatus.IN_PROGRESS
         return HookStatus.FAILED
 
-    def _callback_delay(self, verdicts: Sequence[Verdict]) -> tuple[int, float | None]:
+    def _callback_delay(self, asked: Iterable[Any]) -> tuple[int, float | None]:
         """ECS's wait before it calls again, and the largest Retry-After that a throttling registry asked for.
 
-        A registry that said "retry after N seconds" (429/503) is not asked again sooner: the delay
-        covers the largest such N, bounded so that a hostile registry cannot park a deployment.
+        `asked`: the `retry_after` of each unavailable verdict (or error). A registry that said "retry
+        after N seconds" (429/503) is not asked again sooner: the delay covers the largest such N,
+        bounded so that a hostile registry cannot park a deployment.
         """
-        waits = [_seconds(getattr(v, "retry_after", None)) for v in verdicts if v.outcome is Outcome.UNAVAILABLE]
+        waits = [_seconds(a) for a in asked]
         retry_after = max((w for w in waits if w is not None), default=None)
         delay = self.settings.callback_delay
         if retry_after is not None:

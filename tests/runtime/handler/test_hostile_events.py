@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
+from image_verifier.errors import RegistryUnavailableError
 from image_verifier.handler import app
 from image_verifier.verdict import Outcome, Verdict
 from tests.runtime.handler.hook_support import (
@@ -272,6 +273,26 @@ def test_defers_with_a_callback_delay_that_covers_the_registrys_retry_after(wait
     response = admission.handle(hook_event())
     assert response["hookStatus"] == "IN_PROGRESS" and response["callBackDelay"] == delay
     assert admission.audit_records()[0]["callBackDelay"] == delay
+
+
+class _ThrottledError(RegistryUnavailableError):
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def test_defers_with_a_callback_delay_that_covers_retry_after_when_the_throttling_error_reaches_the_handler():
+    # Given a verifier that lets a registry's "429, Retry-After: 120" escape as an error (not as a verdict)
+    admission = handler_for(*answers())
+
+    def throttled(requests, *, deadline):
+        raise _ThrottledError("the registry answered 429 (Retry-After: 120 s)", retry_after=120)
+
+    admission.handler._verifier.decide = throttled  # type: ignore[method-assign]
+    # When / Then it is unavailable, and ECS waits as long as the registry asked
+    assert admission.handle(hook_event())["callBackDelay"] == 120
+    record = admission.audit_records()[0]
+    assert (record["errorKind"], record["retryAfter"]) == ("unavailable", 120)
 
 
 def test_records_warnings_and_counts_images_admitted_with_them(capsys):
