@@ -23,6 +23,7 @@ def test_reads_policy_from_the_environment_and_resolves_from_env_values():
     assert settings.policy.signer("ci").trust.kms_key_arn == KEY_ARN
     assert settings.insecure_registries == {"127.0.0.1:5000", "localhost:5001"}
     assert settings.max_attempts == 5 and settings.callback_delay == 30 and settings.deadline_margin == 5.0
+    assert settings.max_callback_delay == 300  # the longest callBackDelay a registry's Retry-After may ask for
 
 
 def test_reads_policy_file_relative_to_the_task_root(tmp_path):
@@ -40,6 +41,8 @@ def test_reads_policy_file_relative_to_the_task_root(tmp_path):
      "ADMISSION_MAX_ATTEMPTS='three' is not a whole number"),
     ({"ADMISSION_POLICY": json.dumps(POLICY), "CI_KEY_ARN": KEY_ARN, "ADMISSION_DEADLINE_MARGIN_SECONDS": "-1"},
      "must be at least 0"),
+    ({"ADMISSION_POLICY": json.dumps(POLICY), "CI_KEY_ARN": KEY_ARN, "ADMISSION_MAX_CALLBACK_DELAY_SECONDS": "0"},
+     "ADMISSION_MAX_CALLBACK_DELAY_SECONDS='0' must be at least 1"),
 ])
 def test_rejects_settings_when_misconfigured(env, message):
     with pytest.raises(SettingsError, match=message):
