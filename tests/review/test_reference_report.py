@@ -120,6 +120,7 @@ def test_admission_policy_resolves_its_signers_to_the_keys(facts, report):
         "CosignKey": ("active", False), "RetiredCosignKey": ("retired", False), "BreakGlassKey": ("active", True)}.items()
     assert [t.logical_id[:-8] for t in signers["CosignKey"].targets] == ["ImagesCosignKey"]
     assert signers["BreakGlassKey"].trusts == ("`<parameter BreakGlassKeyArn>`",)  # a deploy-time parameter
+    assert "aws:asset:path" not in (policy.function.resource.get("Metadata") or {})  # found through the asset manifest
     [rule] = policy.rules
     assert set(rule.images) == {"111111111111.dkr.ecr.us-east-1.amazonaws.com/reference/app",
                                 "111111111111.dkr.ecr.us-east-1.amazonaws.com/reference/worker"}

@@ -60,6 +60,7 @@ def test_exemption_is_listed_with_reason_and_expiry(facts, report):
     [policy] = facts.policies
     [exemption] = policy.exemptions
     # Then
+    assert "aws:asset:path" in policy.function.resource["Metadata"]  # found the way a CLI synth records it
     assert exemption.images == (user_app.EXEMPT_IMAGE,)
     assert exemption.reason == user_app.EXEMPTION_REASON
     assert exemption.expires == user_app.EXEMPTION_EXPIRES and exemption.expired is False

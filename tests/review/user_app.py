@@ -28,7 +28,9 @@ ROLE_ACK_REASON = "ecr:GetAuthorizationToken has no resource-level permission (p
 
 
 def build_user_app(outdir: str) -> App:
-    app = App(outdir=outdir, analytics_reporting=False)
+    # The CDK CLI turns on asset metadata (aws:asset:path on the function); the reference app's
+    # tests synthesize without it, so the two apps cover both ways of finding the policy's asset.
+    app = App(outdir=outdir, analytics_reporting=False, context={"aws:cdk:enable-asset-metadata": True})
     stack = Stack(app, "PaymentsStack", env=ENV)
     provider = iam.OidcProviderNative(stack, "GitHubOidc", url=f"https://{GITHUB}", client_ids=["sts.amazonaws.com"])
     role = iam.Role(stack, "CiRole", role_name=ROLE_NAME, assumed_by=iam.WebIdentityPrincipal(

@@ -76,7 +76,8 @@ def mermaid(facts: Facts) -> list[str]:
         for signer in policy.signers:
             for target in signer.targets:
                 if target.key in graph.ids:
-                    graph.edge(graph.ids[target.key], hook, f"trusted, {signer.state}")
+                    state = f", {signer.state}" if signer.state != "-" else ""
+                    graph.edge(graph.ids[target.key], hook, f"trusted{state}")
         images = [i for rule in policy.rules for i in rule.images]
         for repo in facts.repositories:
             if any(_repo_in_image(repo.name, image) for image in images):

@@ -89,7 +89,7 @@ def _break_glass(keys: list[SigningKey], policies: list[AdmissionPolicy]) -> lis
             for target in targets:
                 ident: object = target.key if target else ("unresolved", signer.trusts)
                 key = by_key.get(target.key) if target else None
-                label = key.label if key else " ".join(f"`{t}`" for t in signer.trusts)
+                label = key.label if key else " ".join(signer.trusts)
                 entry = found.setdefault(ident, (key, label, [], []))
                 entry[2].append(why)
                 entry[3].append(policy.label)
