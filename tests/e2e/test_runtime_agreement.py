@@ -26,6 +26,7 @@ from image_verifier.verifier import ImageRequest
 from tests.support.containerd import Containerd, chain_id, start_containerd, stop_containerd, unavailable_reason
 from tests.support.cosign_material import KeyPair, cosign_policy, fetch_raw
 from tests.support.images import PushedImage, canonical_json, push_image, push_manifest, sha256_digest, unique_repository
+from tests.support.json_mutations import SPELLINGS, at, object_paths, respell, with_member
 
 from .cli_helpers import sign, verify, write_policy
 
@@ -269,48 +270,24 @@ def test_containerd_runs_the_unsigned_image_of_each_refused_attack(registry, reg
     assert pulled.chain_id == _chain_id_of(registry, unsigned), pulled.output
 
 
-
 # ---- property: a mutated index is never admitted ---------------------------------------------
 
-def _objects(value: Any, path: tuple = ()) -> list[tuple]:
-    found = [path] if isinstance(value, dict) else []
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    for step, child in children:
-        found += _objects(child, (*path, step))
-    return found
-
-
-def _with_member(document: dict[str, Any], path: tuple, key: str, value: Any) -> bytes:
-    """`document` with one more member in the object at `path`, written by hand (it may repeat a key)."""
-    target: Any = document
-    for step in path:
-        target = target[step]
-    target["__member__"] = None
-    text = json.dumps(document)
-    del target["__member__"]
-    return text.replace('"__member__": null', f"{json.dumps(key)}: {json.dumps(value)}").encode()
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), how=st.sampled_from(["exact", "upper", "title", "long-s", "kelvin"]))
+@given(data=st.data(), how=st.sampled_from(SPELLINGS))
 def test_property_never_admits_an_index_with_a_duplicate_or_folded_key(registry, key, images, data, how):
     # Given an index the verifier admits for linux/amd64 (its only amd64 entry is the signed manifest)
     signed, unsigned = images["signed-amd64"], images["unsigned-amd64"]
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX,
                 "manifests": [_entry(images["unsigned-arm64"], ARM64), _entry(signed, AMD64)]}
     # When one object anywhere in it gets a second member that Go reads as one of its keys
-    path = data.draw(st.sampled_from(_objects(document)), label="object")
-    target: Any = document
-    for step in path:
-        target = target[step]
+    path = data.draw(st.sampled_from(object_paths(document)), label="object")
+    target = at(document, path)
     name = data.draw(st.sampled_from(sorted(target)), label="key")
-    respelled = {"exact": name, "upper": name.upper(), "title": name[:1].upper() + name[1:],
-                 "long-s": name.replace("s", "\u017f", 1), "kelvin": name.replace("k", "\u212a", 1)}[how]
     # a value of the same JSON type as the original, so that Go (the registry) can decode it too
     same_type = {str: [unsigned.digest, "linux", "amd64", unsigned.media_type], int: [unsigned.size, 2],
                  list: [[_entry(unsigned, AMD64)]], dict: [{"os": "linux", "architecture": "amd64"}, _entry(unsigned, AMD64)]}
     value = data.draw(st.sampled_from(same_type[type(target[name])]), label="value")
-    raw = _with_member(json.loads(json.dumps(document)), path, respelled, value)  # unchanged: an exact duplicate
+    raw = with_member(document, path, respell(name, how), value)
     try:
         index = _raw_index(registry, signed.repository, raw.decode())
     except AssertionError:
