@@ -41,7 +41,7 @@ KNOWN_FIELDS = frozenset({
     "verificationMaterial", "publicKey", "hint", "x509CertificateChain", "certificates", "certificate",
     "rawBytes", "tlogEntries", "timestampVerificationData", "rfc3161Timestamps", "signedTimestamp",
     "dsseEnvelope", "messageSignature", "messageDigest", "algorithm", "signature", "payload",
-    "payloadType", "signatures", "sig", "keyid",
+    "payloadType", "signatures", "sig",  # not DSSE's `keyid`: a tlog entry's `logId.keyId` is legitimately spelled so
     # Notary: JWS envelope and headers, payload
     "protected", "header", "alg", "cty", "crit", "x5c", "targetArtifact",
     "io.cncf.notary.signingScheme", "io.cncf.notary.signingTime", "io.cncf.notary.expiry",

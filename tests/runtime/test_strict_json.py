@@ -81,6 +81,20 @@ def test_rejects_document_when_a_key_is_a_misspelled_field_name(document, key, f
     assert repr(key) in str(caught.value)
 
 
+def test_accepts_a_sigstore_bundle_with_a_transparency_log_entry():
+    # Given a bundle as cosign writes it with a tlog entry (`logId.keyId` beside DSSE's `keyid`)
+    document = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "verificationMaterial": {"publicKey": {"hint": "aGludA=="}, "tlogEntries": [
+                    {"logIndex": "1", "logId": {"keyId": "a2V5"}, "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                     "integratedTime": "1", "inclusionPromise": {"signedEntryTimestamp": "c2V0"},
+                     "inclusionProof": {"logIndex": "1", "rootHash": "cg==", "treeSize": "2", "hashes": [],
+                                        "checkpoint": {"envelope": "e"}}, "canonicalizedBody": "Yg=="}]},
+                "dsseEnvelope": {"payload": "e30=", "payloadType": "application/vnd.in-toto+json",
+                                 "signatures": [{"sig": "c2ln", "keyid": ""}]}}
+    # When / Then it is read as written
+    assert strict_json_loads(json.dumps(document).encode(), what="the sigstore bundle") == document
+
+
 def test_accepts_map_keys_that_only_look_like_field_names():
     # Given annotations and cosign `optional` claims: Go decodes them as maps, matching keys exactly
     document = '{"annotations":{"Digest":"x","Size":"1"},"optional":{"Type":"release","nested":{"Image":"y"}}}'
