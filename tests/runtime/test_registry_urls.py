@@ -243,3 +243,70 @@ def test_accepts_only_urls_on_whose_origin_both_parsers_agree(tail, head):
     assert ((connected.host or "").lower(), connected.port or default) == (url.host, url.port)
     assert (split.hostname, split.port or default, split.username) == (url.host.strip("[]"), url.port, None)
     assert url.scheme == "https" or (url.host, url.port) in INSECURE
+
+
+# -- the reported attack over https: TLS loopback servers, a CA the client trusts ---------------------------
+
+
+@pytest.fixture
+def tls_hosts(fake_registry_factory, tmp_path):
+    """Like `hosts`, but both servers speak https with a certificate for 127.0.0.1 from a test CA."""
+    ca_file, context = _loopback_tls(tmp_path)
+    registry, other = fake_registry_factory(), fake_registry_factory()
+    for server in (registry, other):
+        # FakeRegistry serves plain http; wrapping its listening socket before the first accept makes it https
+        server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+    registry.require_basic(CREDENTIALS.header)
+    other.route("GET", "/x", Reply(body=BLOB))
+    client = RegistryClient(ca_certs=str(ca_file), credentials=[StaticCredentials(by_host={registry.host: CREDENTIALS})])
+    return registry, other, client
+
+
+def test_rejects_an_https_redirect_when_a_backslash_would_send_the_credential_to_another_host(tls_hosts):
+    # Given: the attack as reported: https://OTHER\@REGISTRY/..., judged same-origin by urllib.parse
+    registry, other, client = tls_hosts
+    redirect(registry, f"https://{other.host}\\@{registry.host}/v2/app/blobs/{DIGEST}")
+    # When / Then
+    with pytest.raises(UnsafeUrlError, match="backslash"):
+        fetch_blob(client, registry)
+    assert CREDENTIALS.header in credentials_seen_by(registry)  # the registry did get it: https works here
+    assert other.requests == []
+
+
+def test_follows_an_https_redirect_to_another_host_without_the_credential(tls_hosts):
+    # Given
+    registry, other, client = tls_hosts
+    redirect(registry, f"https://{other.host}/x")
+    # When
+    data = fetch_blob(client, registry)
+    # Then
+    assert data == BLOB
+    assert credentials_seen_by(other) == [None]
+
+
+def _loopback_tls(tmp_path):
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback test registry")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "ca.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return cert_file, context
