@@ -48,7 +48,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
     try:
         yield daemon
     finally:
-        stop_containerd(process)
+        stop_containerd(process, workdir)
 
 
 def _policy_document(registry_host: str, key: KeyPair) -> dict[str, Any]:

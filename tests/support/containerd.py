@@ -29,6 +29,7 @@ STARTUP_SECONDS = 20.0  # containerd boots in well under a second here
 STOP_SECONDS = 5.0
 PULL_SECONDS = 60.0  # a pull of a few KiB from the loopback registry takes a fraction of a second
 SNAPSHOTTER = "native"  # needs no overlayfs or mount privileges beyond root
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes, and containerd adds ".ttrpc" for its second socket
 
 _CONFIG = """\
 version = 2
@@ -88,9 +89,11 @@ class Containerd:
 
 
 def start_containerd(workdir: Path) -> tuple[Containerd, subprocess.Popen[bytes]]:
-    """Start containerd with everything under `workdir` (kept short: socket paths have a limit)."""
+    """Start containerd with its root, state and socket under `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     socket = workdir / "c.sock"
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        raise RuntimeError(f"{socket} is longer than a unix socket path may be; use a shorter --basetemp")
     config = workdir / "config.toml"
     config.write_text(_CONFIG.format(root=workdir / "root", state=workdir / "state", socket=socket, opt=workdir / "opt"))
     log_path = workdir / "containerd.log"
