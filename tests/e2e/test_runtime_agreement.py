@@ -23,6 +23,7 @@ from image_verifier.policy import Policy
 from image_verifier.registry import RegistryClient
 from image_verifier.verdict import Outcome, Verdict
 from image_verifier.verifier import ImageRequest
+from tests.runtime.handler.hook_support import StubbedEcs, admission_handler, hook_event
 from tests.support.containerd import Containerd, chain_id, start_containerd, stop_containerd, unavailable_reason
 from tests.support.cosign_material import KeyPair, cosign_policy, fetch_raw
 from tests.support.images import PushedImage, canonical_json, push_image, push_manifest, sha256_digest, unique_repository
@@ -191,6 +192,48 @@ def test_rejects_index_when_a_key_is_folded_class2(registry, registry_client, tm
     assert result.code == 1, result
     assert folded in result.verdicts[0]["reasons"][0]
     assert verdict.outcome is Outcome.REJECTED and folded in verdict.reasons[0], verdict
+
+
+# ---- classes 1 and 2 through the hook handler (ECS-shaped events, stubbed ECS answers) ------------
+
+@pytest.mark.parametrize(("arch", "spelling", "with_ecs_digest"), [
+    ("amd64", {"os": "linux", "architecture": "x86_64"}, True),  # the index digest ECS recorded
+    ("amd64", {"os": "", "architecture": "amd64"}, False),  # a tag ECS has not resolved at PRE_SCALE_UP
+    ("arm64", {"os": "linux", "architecture": "aarch64"}, False),  # the reference app's ARM64 task
+    ("arm64", {"os": "linux", "architecture": "arm64", "variant": "v8"}, True),
+])
+def test_hook_fails_deployment_when_an_unsigned_first_entry_is_spelled_otherwise_class1(
+        registry, key, images, arch, spelling, with_ecs_digest):
+    # Given a service revision whose task runs an unsigned index: unsigned image first, signed second
+    unsigned, signed = images[f"unsigned-{arch}"], images[f"signed-{arch}"]
+    index = _index(registry, signed.repository, [_entry(unsigned, spelling),
+                                                 _entry(signed, AMD64 if arch == "amd64" else ARM64)], tag=f"hook-{arch}")
+    ecs = StubbedEcs()
+    ecs.revision([("app", str(index.tag_ref), index.digest if with_ecs_digest else None)],
+                 runtime_platform={"cpuArchitecture": "ARM64" if arch == "arm64" else "X86_64",
+                                   "operatingSystemFamily": "LINUX"})
+    admission = admission_handler(_policy_document(registry.host, key), ecs, insecure_registries=[registry.host])
+    # When ECS calls the hook
+    response = admission.handle(hook_event())
+    # Then the deployment is stopped, and the audit record names the unsigned entry
+    assert response["hookStatus"] == "FAILED", response
+    [record] = admission.audit_records()
+    [entry] = record["images"]
+    assert entry["outcome"] == "rejected"
+    assert any(unsigned.digest in reason for reason in entry["reasons"]), entry
+
+
+@pytest.mark.parametrize("folded", ["Manifests", "Digest", "OS"])
+def test_hook_fails_deployment_when_a_key_is_folded_class2(registry, key, images, folded):
+    signed, unsigned = images["signed-amd64"], images["unsigned-amd64"]
+    index = _raw_index(registry, signed.repository, _folded_indexes(signed, unsigned)[folded])
+    ecs = StubbedEcs()
+    ecs.revision([("app", str(index.ref), index.digest)])
+    admission = admission_handler(_policy_document(registry.host, key), ecs, insecure_registries=[registry.host])
+    response = admission.handle(hook_event())
+    assert response["hookStatus"] == "FAILED", response
+    [entry] = admission.audit_records()[0]["images"]
+    assert entry["outcome"] == "rejected" and folded in entry["reasons"][0], entry
 
 
 # ---- agreement with the real runtime -----------------------------------------------------------
