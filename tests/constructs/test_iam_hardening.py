@@ -46,6 +46,8 @@ def test_admission_role_wildcards_are_acknowledged_when_nothing_was_added():
 
 
 def test_admission_role_reports_a_new_action_on_the_acknowledged_star_resource():
+    # Regression: the role's AwsSolutions-IAM5[Resource::*] acknowledgement (made for
+    # ecr:GetAuthorizationToken and ecs:DescribeTaskDefinition) silently covered any later "*" grant.
     # Given a statement added to the admission role that grants another action on "*"
     app, _stack, controller = _admission()
     controller.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"]))
