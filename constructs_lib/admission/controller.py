@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
@@ -27,7 +27,8 @@ from ..supply_chain import SignedImageSupplyChain
 from . import _defaults
 from .._nag import acknowledge_wildcards
 from ._permissions import LAMBDA_INVOKE_ACTIONS, base_statements, ecr_repository_arn, revision_arn, revision_statement
-from .._tree import add_validation
+from .._tree import add_validation, same_value
+from ._access import grant_resource_access
 from ._coverage import Coverage, check_service
 from ._policy import AdmissionExemption, PolicyBuilder
 from ._strategy_check import METADATA_KEY
@@ -156,6 +157,8 @@ class AdmissionController(Construct):
                                      profiles=signing_profiles if revocation_check else ())
         for statement in statements:
             self.role.add_to_principal_policy(statement)
+        # Key policies (ours name no IAM delegation) and other accounts' repository policies must let it in too.
+        grant_resource_access(self, keys=signing_keys, repositories=repositories)
         acknowledge_wildcards(self.role, [r for s in statements for r in s.resources if r != "*"],
                               "Scoped wildcards only: repositories matched by the policy's image patterns, and the "
                               "versions and signing jobs of trusted AWS Signer profiles (GetRevocationStatus names them).")
@@ -236,6 +239,8 @@ class AdmissionController(Construct):
         if len(set(stages)) != len(stages):
             raise ValueError(f"stages has duplicates: {[s.value for s in stages]}")
         path = service.node.path
+        self._check_same_region(service)
+        _check_deployment_controller(service)
         if path in self._protected:
             raise ValueError(f"service {path} is already protected by {self.node.path}")
         hook_role = iam.Role(service, f"{self.node.id}HookRole", assumed_by=iam.ServicePrincipal("ecs.amazonaws.com"),
@@ -262,6 +267,17 @@ class AdmissionController(Construct):
         self._protected[path] = (service, tuple(s.value for s in stages))
         # At synth, when every container has been added: each image must be covered by the policy.
         add_validation(service, lambda: check_service(service, self._coverage))
+
+    def _check_same_region(self, service: ecs.BaseService) -> None:
+        """An ECS hook invokes a function of the service's own region; say so before CDK's CannotUseCrossEnvironment."""
+        ours, theirs = Stack.of(self), Stack.of(service)
+        if same_value(ours.region, theirs.region) is False:
+            raise ValueError(
+                f"ECS service {service.node.path} is in region {theirs.region} but admission controller "
+                f"{self.node.path} is in {ours.region}; a lifecycle hook invokes a Lambda function of the service's "
+                f"region: create an AdmissionController in {theirs.region} (e.g. in the service's stack) and protect "
+                "the service with it"
+            )
 
     def is_protecting(self, service: ecs.BaseService) -> bool:
         return service.node.path in self._protected
@@ -292,3 +308,16 @@ def _require_shipped_root(profiles: Sequence[ISigningProfile]) -> None:
                 f"signing profile {profile.node.path} is in {region} (partition aws-cn), for which no AWS Signer "
                 "root certificate is shipped; pass that partition's root in custom_root_certificates"
             )
+
+
+def _check_deployment_controller(service: ecs.BaseService) -> None:
+    """Lifecycle hooks run only under the ECS deployment controller (see docs/admission.md, strategy table)."""
+    controller = Stack.of(service).resolve(service.node.default_child.deployment_controller)
+    kind = (controller or {}).get("type", "ECS") if isinstance(controller, dict) else "ECS"
+    if kind != "ECS":
+        raise ValueError(
+            f"ECS service {service.node.path} uses the {kind} deployment controller; ECS runs deployment lifecycle "
+            "hooks, and so the image admission check, only under the ECS deployment controller (CodeDeploy blue/green "
+            "has its own hooks, which this controller does not wire): use deployment_controller=ECS (the default) "
+            "with deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN"
+        )

@@ -7,6 +7,7 @@ repository not in the chain, an image only known at deploy time, an expired exem
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from aws_cdk.assertions import Annotations, Match
 
 from constructs_lib import SignedImageSupplyChain
 from constructs_lib.admission import AdmissionController, AdmissionExemption
-from tests.constructs.checks import ENV_A, new_app, synth_error
+from tests.constructs.checks import ENV_A, new_app, resources, synth_error
 
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 
@@ -141,3 +142,91 @@ def test_rejects_service_at_synth_when_its_only_exemption_has_expired():
     user.task.add_container("proxy", image=ecs.ContainerImage.from_registry("nginx:1.25"))
     user.protect()
     assert "its exemption expired on 2020-01-01" in synth_error(user.app)
+
+
+# -- accounts, regions, deployment controllers -----------------------------------------------------
+SIGNING_ACCOUNT = Environment(account="222222222222", region="us-east-1")
+
+
+def _cross_account_app():
+    """The signing-account pattern: the chain in account 222222222222, the controller in 111111111111."""
+    app = new_app()
+    signing = Stack(app, "Signing", env=SIGNING_ACCOUNT)
+    chain = SignedImageSupplyChain(signing, "Images", repository_names=["payments/api"],
+                                   cosign_key_alias="alias/payments/cosign")
+    deploy = Stack(app, "Deploy", env=ENV_A)
+    controller = AdmissionController(deploy, "Admission", supply_chains=[chain])
+    task = ecs.FargateTaskDefinition(deploy, "Task")
+    task.add_container("api", image=ecs.ContainerImage.from_ecr_repository(chain.repositories[0], tag="1.0"))
+    service = ecs.FargateService(deploy, "Service", cluster=ecs.Cluster(deploy, "Cluster"), task_definition=task,
+                                 deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN)
+    controller.protect(service)
+    return app, signing, deploy
+
+
+def _admission_account_statements(resource_policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in resource_policy["Statement"] if "111111111111" in json.dumps(s["Principal"])]
+
+
+def test_wires_a_cross_account_chain_key_policy_and_repository_policy():
+    # Given the chain in the signing account and the controller in the deploy account, in one app
+    app, signing, _ = _cross_account_app()
+    # When
+    template = app.synth().get_stack_by_name(signing.stack_name).template
+    # Then the key policy lets the admission account read the public key
+    [key] = resources(template, "AWS::KMS::Key").values()
+    [verify] = _admission_account_statements(key["Properties"]["KeyPolicy"])
+    assert "kms:GetPublicKey" in verify["Action"]
+    # and the repository policy lets it read images and signatures
+    [repo] = resources(template, "AWS::ECR::Repository").values()
+    [read] = [s for s in _admission_account_statements(repo["Properties"]["RepositoryPolicyText"])
+              if s.get("Sid") == "ImageAdmissionReadsImages"]  # CDK adds the task execution role's pull beside it
+    assert sorted(read["Action"]) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+
+
+def test_same_account_key_policy_names_the_admission_account_and_no_repository_policy():
+    # Given chain and controller in one account (the key policy does not delegate to IAM)
+    user = UserApp()
+    user.protect()
+    template = user.app.synth().get_stack_by_name("Payments").template
+    [key] = resources(template, "AWS::KMS::Key").values()
+    assert [s["Sid"] for s in _admission_account_statements(key["Properties"]["KeyPolicy"])
+            if "kms:GetPublicKey" in s["Action"]]
+    [repo] = resources(template, "AWS::ECR::Repository").values()
+    assert "RepositoryPolicyText" not in repo["Properties"]
+
+
+def test_warns_with_the_statement_to_add_when_an_imported_key_is_in_another_account():
+    from constructs_lib import CosignSigningKey
+
+    app = new_app()
+    stack = Stack(app, "Deploy", env=ENV_A)
+    key = CosignSigningKey.from_key_arn(stack, "Key", "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    AdmissionController(stack, "Admission", signing_keys=[key], image_patterns=["222222222222.dkr.ecr.us-east-1.amazonaws.com/x"])
+    Annotations.from_stack(stack).has_warning("/Deploy/Admission", Match.string_like_regexp(
+        r"signing key arn:aws:kms:us-east-1:222222222222:key/.* is imported from account 222222222222.*Add this "
+        r"statement to the key policy: .*kms:GetPublicKey.*arn:aws:iam::111111111111:root"))
+
+
+def test_rejects_protect_when_the_service_is_in_another_region():
+    # Given a controller in us-east-1 and a service in eu-west-1
+    user = UserApp()
+    other = Stack(user.app, "Europe", env=Environment(account="111111111111", region="eu-west-1"))
+    task = ecs.FargateTaskDefinition(other, "Task")
+    task.add_container("api", image=ecs.ContainerImage.from_registry("nginx"))
+    service = ecs.FargateService(other, "Service", cluster=ecs.Cluster(other, "Cluster"), task_definition=task,
+                                 deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN)
+    # When / Then (not CDK's raw CannotUseCrossEnvironment)
+    with pytest.raises(ValueError, match="ECS service Europe/Service is in region eu-west-1 but admission controller "
+                                         "Payments/Admission is in us-east-1.*create an AdmissionController in eu-west-1"):
+        user.controller.protect(service)
+
+
+def test_rejects_protect_when_the_service_uses_the_code_deploy_controller():
+    user = UserApp()
+    service = ecs.FargateService(
+        user.stack, "Service", cluster=user.cluster, task_definition=user.task,
+        deployment_controller=ecs.DeploymentController(type=ecs.DeploymentControllerType.CODE_DEPLOY))
+    with pytest.raises(ValueError, match="uses the CODE_DEPLOY deployment controller; ECS runs deployment lifecycle "
+                                         "hooks.*only under the ECS deployment controller"):
+        user.controller.protect(service)
