@@ -158,3 +158,39 @@ def test_policy_placeholder_without_its_environment_variable_stays_visible(tmp_p
     # Then
     assert admission.signers[0].trusts == ("`<$MISSING: not set on the function>`",)
     assert admission.rules[0].images == ("registry.example/app",)
+
+
+def test_key_policy_that_allows_everyone_lists_every_role_as_a_signer(tmp_path):
+    # Given: Principal "*" needs no IAM permission; with an org condition the verdict cannot be "yes"
+    open_to_all = {"Sid": "Everyone", "Effect": "Allow", "Action": "kms:Sign", "Principal": {"AWS": "*"},
+                   "Resource": "*"}
+    org_only = {**open_to_all, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}}
+    for name, statement, verdict in (("open", open_to_all, "yes"),
+                                     ("org", org_only, "conditional: the key policy allows everyone (`*`) under conditions")):
+        cdk_out = write_assembly(tmp_path / name, {"Keys": {"Resources": {
+            "Key": signing_key(statement), "Anyone": role(GITHUB_TRUST)}}})
+        # When
+        [key] = gather_facts(cdk_out, now=NOW).keys
+        # Then
+        assert [(s.role.ref.logical_id, s.verdict, s.via) for s in key.signers] == [
+            ("Anyone", verdict, "key policy allows everyone (`*`)")]
+
+
+def test_nested_stack_resources_are_read_and_their_parameters_followed(tmp_path):
+    # Given: a real synth of an app whose pusher role lives in a NestedStack
+    from aws_cdk import App, Environment, NestedStack, Stack
+    from aws_cdk import aws_ecr as ecr
+    from aws_cdk import aws_iam as iam
+
+    app = App(outdir=str(tmp_path / "cdk.out"), analytics_reporting=False)
+    parent = Stack(app, "Parent", env=Environment(account=ACCOUNT, region="us-east-1"))
+    repository = ecr.Repository(parent, "Repo", repository_name="nested/app")
+    inner = NestedStack(parent, "Inner")
+    repository.grant_push(iam.Role(inner, "Pusher", role_name="nested-pusher",
+                                   assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com")))
+    app.synth()
+    # When
+    [repo] = gather_facts(tmp_path / "cdk.out", now=NOW).repositories
+    # Then: the nested role's policy names the repository through a parameter of the nested stack
+    assert [p.ref.properties["RoleName"] for p in repo.pushers] == ["nested-pusher"]
+    assert repo.pushers[0].ref.stack.parent is not None and repo.pushers[0].ref.stack.parent.name == "Parent"

@@ -7,6 +7,7 @@ Nothing here imports aws_cdk: the reviewer's report must run where only the asse
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ STACK_ARTIFACT = "aws:cloudformation:stack"
 NESTED_ASSEMBLY_ARTIFACT = "cdk:cloud-assembly"
 ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
 MAX_JSON_BYTES = 64 * 1024 * 1024  # CloudFormation caps a template at 1 MB; tree/metadata files stay far below this
-MAX_NESTING = 8  # stages inside stages; deeper than this is a loop or a hostile assembly
+MAX_NESTING = 8  # stages inside stages (or nested stacks); deeper than this is a loop or a hostile assembly
+NESTED_STACK = "AWS::CloudFormation::Stack"
+_ASSET_HASH_JSON = re.compile(r"([0-9a-f]{64})\.json")
 
 
 class ReviewError(ImageVerifierError):
@@ -48,6 +51,10 @@ class Stack:
     template: dict[str, Any]
     metadata: dict[str, list[dict[str, Any]]]  # construct path -> metadata entries
     template_file: Path
+    # A nested stack (``NestedStack``) knows its parent and the values the parent passes as parameters.
+    parent: Stack | None = None
+    parameter_values: dict[str, Any] = field(default_factory=dict)
+    nested_logical_id: str | None = None  # the parent's AWS::CloudFormation::Stack resource
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -105,6 +112,8 @@ class Assembly:
         assets: dict[str, Path] = {}
         reports: list[Path] = []
         _read_directory(root, stacks, assets, reports, depth=0)
+        for stack in list(stacks):
+            stacks.extend(_nested_stacks(stack, assets, depth=0))
         return cls(root=root, stacks=tuple(stacks), assets=assets, validation_reports=tuple(reports))
 
     def stack_named(self, name: str) -> Stack | None:
@@ -156,6 +165,34 @@ def _stack(directory: Path, artifact_id: str, artifact: dict[str, Any], properti
     account, region = _environment(artifact.get("environment"))
     return Stack(artifact_id=artifact_id, name=str(properties.get("stackName") or artifact_id), account=account,
                  region=region, template=template, metadata=metadata, template_file=template_file)
+
+
+def _nested_stacks(parent: Stack, assets: dict[str, Path], *, depth: int) -> list[Stack]:
+    """The NestedStack templates of ``parent``: CDK writes them as file assets (``*.nested.template.json``)."""
+    if depth > MAX_NESTING:
+        raise ReviewError(f"stack {parent.name}: nested stacks deeper than {MAX_NESTING} levels")
+    found = []
+    for logical_id, resource in parent.resources_of(NESTED_STACK):
+        metadata, props = resource.get("Metadata") or {}, resource.get("Properties") or {}
+        template_file = None
+        if isinstance(metadata.get("aws:asset:path"), str):
+            template_file = parent.template_file.parent / metadata["aws:asset:path"]
+        else:
+            match = _ASSET_HASH_JSON.search(json.dumps(props.get("TemplateURL")))
+            template_file = assets.get(match.group(1)) if match else None
+        if template_file is None or not template_file.is_file():
+            continue  # a nested stack whose template is not in the assembly (an S3 URL of its own)
+        template = read_json(template_file)
+        if not isinstance(template, dict):
+            raise ReviewError(f"{template_file} is not a CloudFormation template (expected a JSON object)")
+        parameters = props.get("Parameters")
+        stack = Stack(artifact_id=f"{parent.artifact_id}/{logical_id}",
+                      name=template_file.name.removesuffix(".nested.template.json").removesuffix(".template.json"),
+                      account=parent.account, region=parent.region, template=template, metadata=parent.metadata,
+                      template_file=template_file, parent=parent,
+                      parameter_values=parameters if isinstance(parameters, dict) else {}, nested_logical_id=logical_id)
+        found += [stack, *_nested_stacks(stack, assets, depth=depth + 1)]
+    return found
 
 
 def _merge_metadata(into: dict[str, list[dict[str, Any]]], data: dict[str, Any]) -> None:

@@ -141,21 +141,33 @@ def _signers(resolver: Resolver, key: ResourceRef, allows: list[Any], denies: li
     for role in roles:
         role_arn = resolver.arn_of(role.ref)
         direct = root = False
+        everyone: list[Any] = []  # Allow statements with Principal "*": no IAM permission needed
         for statement in allows:
             for kind, value in principal_entries(statement.principal):
                 target = resolver.target(key.stack, value)
                 text = resolver.text(key.stack, value)
                 if target is not None and target.key == role.ref.key or (role_arn and text == role_arn):
                     direct = True
-                elif kind == "AWS" and (text == "*" or (role.ref.stack.account and text in (
-                        role.ref.stack.account, f"arn:{key.stack.partition}:iam::{role.ref.stack.account}:root"))):
+                elif kind == "AWS" and text == "*":
+                    everyone.append(statement)
+                elif kind == "AWS" and role.ref.stack.account and text in (
+                        role.ref.stack.account, f"arn:{key.stack.partition}:iam::{role.ref.stack.account}:root"):
                     root = True
         iam = [g for g, policy_stack in role.grants_for(KMS_SIGN) if g.covers(resolver, policy_stack, key)]
-        if not direct and not (root and iam):
+        if not (direct or everyone or (root and iam)):
             continue
-        via = "key policy names the role" if direct else "key policy allows the account; IAM: " + "; ".join(
-            g.policy for g in iam)
-        result.append(Signer(role=role, verdict=_deny_verdict(resolver, key, role, denies), via=via))
+        verdict = _deny_verdict(resolver, key, role, denies)
+        if direct:
+            via = "key policy names the role"
+        elif everyone:
+            via = "key policy allows everyone (`*`)"
+            # Conditions on who (org, account, principal tags) are not judged here; algorithm ones do not limit who.
+            if verdict == "yes" and any(not k.lower().startswith("kms:") for s in everyone
+                                        for block in s.conditions.values() if isinstance(block, dict) for k in block):
+                verdict = "conditional: the key policy allows everyone (`*`) under conditions"
+        else:
+            via = "key policy allows the account; IAM: " + "; ".join(g.policy for g in iam)
+        result.append(Signer(role=role, verdict=verdict, via=via))
     return result
 
 

@@ -96,14 +96,29 @@ class Resolver:
         (name, arg), = value.items()
         if name == "Ref" and isinstance(arg, str) and arg in stack.resources:
             return ResourceRef(stack=stack, logical_id=arg)
+        if name == "Ref" and isinstance(arg, str) and stack.parent is not None and arg in stack.parameter_values:
+            return self.target(stack.parent, stack.parameter_values[arg], depth + 1)
         if name == "Fn::GetAtt":
-            logical_id = arg[0] if isinstance(arg, list) and arg else (arg.split(".")[0] if isinstance(arg, str) else None)
+            logical_id, attribute = _get_att_parts(arg)
+            output = self._nested_output(stack, logical_id, attribute)
+            if output is not None:
+                return self.target(output[0], output[1], depth + 1)
             if isinstance(logical_id, str) and logical_id in stack.resources:
                 return ResourceRef(stack=stack, logical_id=logical_id)
         if name == "Fn::ImportValue":
             exported = self._exports.get(self.text(stack, arg))
             if exported:
                 return self.target(exported[0], exported[1], depth + 1)
+        return None
+
+    def _nested_output(self, stack: Stack, logical_id: str | None, attribute: str | None) -> tuple[Stack, Any] | None:
+        """``Fn::GetAtt [NestedStackResource, Outputs.X]``: the nested stack and its output's value."""
+        if not (logical_id and attribute and attribute.startswith("Outputs.")):
+            return None
+        for nested in self.assembly.stacks:
+            if nested.parent is stack and nested.nested_logical_id == logical_id:
+                output = (nested.template.get("Outputs") or {}).get(attribute[len("Outputs."):])
+                return (nested, output.get("Value")) if isinstance(output, dict) else None
         return None
 
     def arn_of(self, ref: ResourceRef) -> str | None:
@@ -139,6 +154,8 @@ class Resolver:
         if name in pseudo:
             return pseudo[name] or Opaque(text=name)
         resource = stack.resources.get(name)
+        if resource is None and stack.parent is not None and name in stack.parameter_values:
+            return self.evaluate(stack.parent, stack.parameter_values[name], depth + 1)  # a nested stack's input
         if resource is None:
             parameters = stack.template.get("Parameters") or {}
             return Opaque(text=f"parameter {name}" if name in parameters else name)
@@ -150,7 +167,10 @@ class Resolver:
                 return named
         return Opaque(text=name)
 
-    def _get_att(self, stack: Stack, logical_id: str, attribute: str, depth: int) -> str | Opaque:
+    def _get_att(self, stack: Stack, logical_id: str, attribute: str, depth: int) -> str | list | Opaque:
+        output = self._nested_output(stack, logical_id, attribute)
+        if output is not None:
+            return self.evaluate(output[0], output[1], depth + 1)
         resource = stack.resources.get(logical_id) or {}
         kind, props = resource.get("Type"), resource.get("Properties") or {}
         fallback = Opaque(text=f"{logical_id}.{attribute}")
@@ -234,12 +254,19 @@ def _sub(resolver: Resolver, stack: Stack, arg: Any, depth: int) -> str | Opaque
     return Opaque(text=text, partial=True) if opaque else text
 
 
-def _get_att(resolver: Resolver, stack: Stack, arg: Any, depth: int) -> str | Opaque:
+def _get_att_parts(arg: Any) -> tuple[str | None, str | None]:
     if isinstance(arg, str):
         arg = arg.split(".", 1)
     if isinstance(arg, list) and len(arg) == 2 and all(isinstance(a, str) for a in arg):
-        return resolver._get_att(stack, arg[0], arg[1], depth)
-    return Opaque(text="Fn::GetAtt")
+        return arg[0], arg[1]
+    return None, None
+
+
+def _get_att(resolver: Resolver, stack: Stack, arg: Any, depth: int) -> str | list | Opaque:
+    logical_id, attribute = _get_att_parts(arg)
+    if logical_id is None or attribute is None:
+        return Opaque(text="Fn::GetAtt")
+    return resolver._get_att(stack, logical_id, attribute, depth)
 
 
 def _import(resolver: Resolver, stack: Stack, arg: Any, depth: int) -> str | list | Opaque:
