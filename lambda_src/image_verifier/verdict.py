@@ -73,6 +73,9 @@ class Verdict:
     # Failures that were logged, not enforced (a Notation signer at level permissive or audit):
     # the image was admitted *with* these, and every reader of the verdict must see them.
     warnings: tuple[str, ...] = ()
+    # For an UNAVAILABLE verdict: how long a throttling registry asked us to wait (Retry-After, in
+    # seconds), so the hook can call back no sooner; None when nobody said.
+    retry_after: float | None = None
 
     @property
     def break_glass(self) -> bool:

@@ -117,7 +117,8 @@ class ImageVerifier:
                                      [f"exempt: {exemption.reason}", f"digest not resolved: {exc}"],
                                      exemption=exemption.reason, valid_until=exemption.expires,
                                      warnings=[f"admitted without knowing which digest runs: {exc}"])
-            return self._verdict(request, ref.digest, Outcome.UNAVAILABLE, [f"could not resolve {ref}: {exc}"])
+            return self._verdict(request, ref.digest, Outcome.UNAVAILABLE, [f"could not resolve {ref}: {exc}"],
+                                 retry_after=_retry_after(exc))
         except VerificationError as exc:
             return self._verdict(request, ref.digest, Outcome.REJECTED, [f"could not resolve {ref}: {exc}"])
         digest = subject.digest
@@ -147,12 +148,14 @@ class ImageVerifier:
                 return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
             except UnavailableError as exc:
                 return self._verdict(request, digest, Outcome.UNAVAILABLE,
-                                     [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name)
+                                     [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name,
+                                     retry_after=_retry_after(exc))
         reasons: list[str] = [platform_problem] if platform_problem else []
         unavailable = False
+        waits: list[float] = []
         for target in targets:
             label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")
-            outcome, matches, target_reasons = self._satisfy(rule, Evidence(registry, ref, target), now)
+            outcome, matches, target_reasons = self._satisfy(rule, Evidence(registry, ref, target), now, waits)
             if outcome is Outcome.VERIFIED:
                 signed_by = ", ".join(m.signer for m in matches)
                 return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
@@ -163,14 +166,17 @@ class ImageVerifier:
             unavailable = unavailable or outcome is Outcome.UNAVAILABLE
             reasons.extend(f"{label} {target.digest}: {r}" for r in target_reasons)
         return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
-                       outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons))
+                       outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons),
+                       retry_after=max(waits, default=None) if unavailable else None)
 
-    def _satisfy(self, rule: Rule, evidence: Evidence, now: datetime) -> tuple[Outcome, list[SignerMatch], list[str]]:
+    def _satisfy(self, rule: Rule, evidence: Evidence, now: datetime,
+                 waits: list[float]) -> tuple[Outcome, list[SignerMatch], list[str]]:
         """Check the rule's signers on one digest.
 
         any-of stops at the first valid signature. all-of collects every valid signature of each
         signer and needs one per signer that shares neither its signature nor its public key with
-        another signer's: names are not evidence, key material is.
+        another signer's: names are not evidence, key material is. A throttling registry's
+        Retry-After is appended to `waits`.
         """
         options: list[list[SignerMatch]] = []
         reasons: list[str] = []
@@ -184,6 +190,8 @@ class ImageVerifier:
             except UnavailableError as exc:
                 unavailable = True
                 reasons.append(f"unavailable: {exc}")
+                if _retry_after(exc) is not None:
+                    waits.append(_retry_after(exc))
             except ImageVerifierError as exc:
                 rejected = True
                 reasons.append(str(exc))
@@ -210,6 +218,12 @@ class ImageVerifier:
     @staticmethod
     def _verdict(request: ImageRequest, digest: str | None, outcome: Outcome, reasons: list[str], *,
                  rule: str | None = None, exemption: str | None = None, valid_until: datetime | None = None,
-                 warnings: Sequence[str] = ()) -> Verdict:
+                 warnings: Sequence[str] = (), retry_after: float | None = None) -> Verdict:
         return Verdict(image=request.image, digest=digest, outcome=outcome, reasons=tuple(reasons), rule=rule,
-                       exemption=exemption, valid_until=valid_until, warnings=tuple(warnings))
+                       exemption=exemption, valid_until=valid_until, warnings=tuple(warnings),
+                       retry_after=retry_after)
+
+
+def _retry_after(exc: UnavailableError) -> float | None:
+    """Seconds a throttling registry asked us to wait (`RegistryThrottledError.retry_after`), if any."""
+    return getattr(exc, "retry_after", None)
