@@ -222,6 +222,23 @@ def test_customized_subject_with_job_workflow_ref_matches_githubs_documented_exa
     assert "StringLike" not in statement["Condition"]
 
 
+def test_github_role_with_customized_subjects_is_clean_under_cdk_nag_and_cfn_lint():
+    app = new_app()
+    stack = new_stack(app)
+    role = GitHubActionsSigningRole(stack, "GitHub", repository="acme/app", branches=["main"],
+                                    environments=["production"], environment_branches=["main"],
+                                    subject_claim_keys=["repo", "context", "ref", "job_workflow_ref"],
+                                    workflows=["acme/pipelines/.github/workflows/sign.yml@refs/tags/v3"])
+    role.allow_push(ecr.Repository(stack, "Repo", image_scan_on_push=True))
+    assert_clean(app, app.synth())
+    assert role.subjects == (
+        "repo:acme/app:ref:refs/heads/main:ref:refs/heads/main:job_workflow_ref:"
+        "acme/pipelines/.github/workflows/sign.yml@refs/tags/v3",
+        "repo:acme/app:environment:production:ref:refs/heads/main:job_workflow_ref:"
+        "acme/pipelines/.github/workflows/sign.yml@refs/tags/v3",
+    )
+
+
 @pytest.mark.parametrize("props, message", [
     (dict(subject_claim_keys=["job_workflow_ref"], workflows=[GITHUB_EXAMPLE_WORKFLOW]),
      "subject_claim_keys must be 'repo', 'context', then optionally"),
