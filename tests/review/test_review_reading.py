@@ -4,6 +4,7 @@ hooks outside the assembly, other deployment controllers, wildcard signing rules
 from __future__ import annotations
 
 import json
+import re
 
 from image_verifier.review import build_report, gather_facts
 
@@ -194,3 +195,22 @@ def test_nested_stack_resources_are_read_and_their_parameters_followed(tmp_path)
     # Then: the nested role's policy names the repository through a parameter of the nested stack
     assert [p.ref.properties["RoleName"] for p in repo.pushers] == ["nested-pusher"]
     assert repo.pushers[0].ref.stack.parent is not None and repo.pushers[0].ref.stack.parent.name == "Parent"
+
+
+def test_template_text_cannot_break_the_diagram_or_the_tables(tmp_path):
+    # Given: a protected service whose stage name holds quotes, a pipe and a line break, and an unprotected
+    # one whose hook ARN tries to start a Markdown heading
+    function = {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": "abc.zip"}}}
+    web = {"Type": "AWS::ECS::Service", "Properties": {"DeploymentConfiguration": {"LifecycleHooks": [
+        {"HookTargetArn": {"Fn::GetAtt": ["Gate", "Arn"]}, "LifecycleStages": ['PRE_SCALE_UP"]|x\nclick n1']}]}}}
+    other = {"Type": "AWS::ECS::Service", "Properties": {"DeploymentConfiguration": {"LifecycleHooks": [
+        {"HookTargetArn": "arn:x|y\n## injected", "LifecycleStages": ["POST_SCALE_UP"]}]}}}
+    cdk_out = write_assembly(tmp_path, {"App": {"Resources": {"Gate": function, "Web": web, "Other": other}}},
+                             assets={"abc": {"admission_policy.json": "{}"}})
+    # When
+    report = build_report(cdk_out, now=NOW)
+    # Then: every edge label is one quoted string without quotes of its own, and no line starts a heading
+    edges = [line for line in sections(report)["Trust flow"].splitlines() if "-->" in line]
+    assert edges and all(re.fullmatch(r'\s+n\d+ -\.?->\|"[^"|]*"\| n\d+', line) for line in edges)
+    assert "arn:x\\|y ## injected" in row_with(sections(report)["ECS services"], "`Other` in App")
+    assert "\n## injected" not in report and "\nclick" not in report

@@ -23,7 +23,7 @@ class _Graph:
         if key not in self.ids:
             node_id = f"n{len(self.ids) + 1}"
             self.ids[key] = node_id
-            text = re.sub(r"[`\[\]{}()<>]", "", label).replace('"', "#quot;")
+            text = _label(label)
             opening, closing = {"box": ("[", "]"), "round": ("(", ")"), "db": ("[(", ")]"),
                                 "hex": ("{{", "}}")}[shape]
             self.lines.append(f'    {node_id}{opening}"{text}"{closing}')
@@ -31,10 +31,15 @@ class _Graph:
 
     def edge(self, source: str, target: str, label: str, dashed: bool = False) -> None:
         arrow = "-.->" if dashed else "-->"
-        line = f'    {source} {arrow}|"{label}"| {target}'
+        line = f'    {source} {arrow}|"{_label(label)}"| {target}'
         if line not in self.edges:
             self.edges.add(line)
             self.lines.append(line)
+
+
+def _label(text: str) -> str:
+    """Template text inside a quoted Mermaid label: no brackets, quotes, pipes or line breaks survive."""
+    return re.sub(r"[`\[\]{}()<>|\r\n]", "", text).replace('"', "#quot;")
 
 
 def _short(ref: ResourceRef, name_key: str) -> str:
