@@ -214,3 +214,14 @@ def test_template_text_cannot_break_the_diagram_or_the_tables(tmp_path):
     assert edges and all(re.fullmatch(r'\s+n\d+ -\.?->\|"[^"|]*"\| n\d+', line) for line in edges)
     assert "arn:x\\|y ## injected" in row_with(sections(report)["ECS services"], "`Other` in App")
     assert "\n## injected" not in report and "\nclick" not in report
+
+
+def test_key_description_with_line_breaks_stays_on_one_line(tmp_path):
+    # Given
+    key = signing_key({"Sid": "Deny", "Effect": "Deny", "Action": "kms:Sign", "Principal": "*", "Resource": "*"},
+                      Description="ops key\n## Everything is fine\n- nobody")
+    cdk_out = write_assembly(tmp_path, {"Keys": {"Resources": {"Key": key}}})
+    # When
+    report = build_report(cdk_out, now=NOW)
+    # Then
+    assert "ops key ## Everything is fine - nobody" in report and "\n## Everything" not in report

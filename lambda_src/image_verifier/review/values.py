@@ -80,11 +80,11 @@ class Resolver:
 
     # -- public ---------------------------------------------------------------------------------
     def text(self, stack: Stack, value: Any) -> str:
-        """The value as a reviewer reads it; deploy-time parts shown as ``<...>``."""
+        """The value as a reviewer reads it, on one line; deploy-time parts shown as ``<...>``."""
         result = self.evaluate(stack, value)
-        if isinstance(result, list):
-            return ", ".join(str(v) for v in result)
-        return str(result)
+        text = ", ".join(str(v) for v in result) if isinstance(result, list) else str(result)
+        # One line: a description with a line break must not start a heading or a list in the report.
+        return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
 
     def is_literal(self, stack: Stack, value: Any) -> bool:
         return isinstance(self.evaluate(stack, value), str)
