@@ -225,3 +225,25 @@ def test_key_description_with_line_breaks_stays_on_one_line(tmp_path):
     report = build_report(cdk_out, now=NOW)
     # Then
     assert "ops key ## Everything is fine - nobody" in report and "\n## Everything" not in report
+
+
+def test_pusher_without_sign_payload_on_the_rule_profile_is_flagged(tmp_path):
+    # Given: a signing rule covers the repository, but the pushing role may not call signer:SignPayload
+    profile = {"Type": "AWS::Signer::SigningProfile", "Properties": {"PlatformId": "Notation-OCI-SHA384-ECDSA",
+                                                                      "ProfileName": "team"}}
+    rules = {"Type": "AWS::ECR::SigningConfiguration", "Properties": {"Rules": [
+        {"SigningProfileArn": {"Fn::GetAtt": ["Profile", "Arn"]}}]}}
+    repo = {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": "team/api"}}
+    push = {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": {"Fn::GetAtt": ["Repo", "Arn"]}}
+    cdk_out = write_assembly(tmp_path, {"Registry": {"Resources": {
+        "Profile": profile, "Rules": rules, "Repo": repo,
+        "Signs": role(GITHUB_TRUST, RoleName="signs"), "SignsPolicy": policy("Signs", push, {
+            "Effect": "Allow", "Action": "signer:SignPayload", "Resource": {"Fn::GetAtt": ["Profile", "Arn"]}}),
+        "Unsigned": role(GITHUB_TRUST, RoleName="unsigned"), "UnsignedPolicy": policy("Unsigned", push),
+    }}})
+    # When
+    row = row_with(sections(build_report(cdk_out, now=NOW))["Repositories and ECR signing rules"], "`team/api`")
+    # Then
+    assert "every repository of the registry" not in row and "rule 1 of `Rules`" in row
+    assert "`Signs` (signs) in Registry" in row and "`Signs` (signs) in Registry (**no" not in row
+    assert "`Unsigned` (unsigned) in Registry (**no signer:SignPayload on the profile: its pushes stay unsigned**)" in row

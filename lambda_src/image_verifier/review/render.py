@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .diagram import mermaid
 from .facts import Facts
-from .signing import SigningKey
+from .principals import Role
+from .signing import Repository, SigningKey
 
 TITLE = "# Signed images: security review"
 
@@ -91,9 +92,17 @@ def _repositories(facts: Facts) -> list[str]:
                           r.profile_label] for r in facts.signing_rules])
     else:
         lines += ["No `AWS::ECR::SigningConfiguration`: nothing is signed on push by ECR managed signing.", ""]
+    # ECR managed signing signs with the pusher's identity: a pusher without signer:SignPayload on the
+    # rule's profile pushes images that stay unsigned.
+    may_sign = {p.ref.key: {role.ref.key for role, _ in p.signers} for p in facts.profiles}
+
+    def pusher(repo: Repository, role: Role) -> str:
+        missing = [r for r in repo.rules if r.profile is not None and role.ref.key not in may_sign.get(r.profile.key, ())]
+        return role.label + (" (**no signer:SignPayload on the profile: its pushes stay unsigned**)" if missing else "")
+
     rows = [[f"`{repo.name}`", f"`{repo.ref.logical_id}` in {repo.ref.stack.name}",
              "; ".join(f"rule {r.index} of `{r.config.logical_id}` -> {r.profile_label}" for r in repo.rules)
-             or "**not signed on push**", ", ".join(p.label for p in repo.pushers) or "-"]
+             or "**not signed on push**", ", ".join(pusher(repo, p) for p in repo.pushers) or "-"]
             for repo in facts.repositories]
     return lines + (_table(["Repository", "Resource", "Signed on push by", "Pushers"], rows) if rows
                     else ["No ECR repository in the assembly.", ""])
