@@ -14,6 +14,18 @@ can use, with a break-glass key kept in its own account::
 
 from __future__ import annotations
 
+import os
+
+# Quiet synth: jsii's Node process prints a banner (as Python byte strings) for a deprecated,
+# end-of-life or untested Node version at start-up. Set before aws_cdk is first imported here,
+# and only where the user has not chosen: export the variables yourself to see the banners (or
+# to silence them when aws_cdk is imported before this package). The end-of-life variable lists
+# the Node majors it silences.
+for _name, _value in (("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1"),
+                      ("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1"),
+                      ("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "14,16,18,20,22")):
+    os.environ.setdefault(_name, _value)
+
 from .admission import AdmissionController, AdmissionExemption, AdmissionMode, RequireImageAdmission
 from .break_glass import BreakGlassSigningKey
 from .ci_roles import CiSigningRole, CodeBuildSigningRole, GitHubActionsSigningRole

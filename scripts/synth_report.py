@@ -4,8 +4,10 @@
 Usage: ``python scripts/synth_report.py cdk.out``. For each stack it prints the resource counts by
 type, the cdk-nag verdict and the cfn-lint verdict. cdk-nag is re-run here on each *template*
 (through ``cloudformation_include``), with the acknowledgements the template carries in its
-``Metadata.cdk_nag`` (written by ``write_suppressions_to_cloud_formation``), so the verdict rests on
-the files a reviewer reads, not on how they were produced. Exit status: 0 when every stack is
+``Metadata.cdk_nag`` (written by ``write_suppressions_to_cloud_formation``) and those recorded in the
+stack's metadata file (``aws:cdk:acknowledged-rules``: what ``Validations.of(x).acknowledge()`` writes,
+so acknowledgements this package makes in code count in a user's app that does not write
+suppressions to the template), so the verdict rests on the assembly a reviewer reads. Exit status: 0 when every stack is
 clean, 1 on an unacknowledged cdk-nag finding, an acknowledgement without a reason, a cfn-lint
 error or a failed validation report, 2 on a usage error.
 """
@@ -51,12 +53,45 @@ def load_stacks(assembly: Path) -> list[StackReport]:
         template = assembly / artifact["properties"]["templateFile"]
         report = StackReport(name=name, template=template, environment=artifact.get("environment", "?"))
         body = json.loads(template.read_text())
+        paths: dict[str, str] = {}  # logical id -> construct path
         for logical_id, resource in body.get("Resources", {}).items():
             report.resources[resource["Type"]] += 1
+            paths[logical_id] = "/" + str(resource.get("Metadata", {}).get("aws:cdk:path", "")).strip("/")
             for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
                 report.acknowledged.append((logical_id, rule.get("id", ""), (rule.get("reason") or "").strip()))
+        metadata_file = artifact.get("additionalMetadataFile")
+        if metadata_file and (assembly / metadata_file).exists():
+            metadata = json.loads((assembly / metadata_file).read_text())
+            for construct_path, entries in metadata.items():  # the CLI's path metadata may be off: ids are here too
+                for entry in entries:
+                    if entry.get("type") == "aws:cdk:logicalId" and entry.get("data") in paths:
+                        paths[entry["data"]] = construct_path
+            for entry in code_acknowledgements(metadata, paths):
+                if entry not in report.acknowledged:
+                    report.acknowledged.append(entry)
         reports.append(report)
     return reports
+
+
+ACKNOWLEDGED_RULES = "aws:cdk:acknowledged-rules"
+
+
+def code_acknowledgements(metadata: dict[str, list[dict]], paths: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(logical id, rule, reason) for each acknowledgement made in code, applied to the resources under its construct.
+
+    An acknowledgement on a construct covers the resources it holds, as cdk-nag applies it at synth.
+    """
+    found = []
+    for construct_path, entries in metadata.items():
+        for entry in entries:
+            if entry.get("type") != ACKNOWLEDGED_RULES or not isinstance(entry.get("data"), dict):
+                continue
+            for key, reason in entry["data"].items():
+                rule = key.removeprefix("Annotation::")
+                for logical_id, path in paths.items():
+                    if path == construct_path or path.startswith(construct_path.rstrip("/") + "/"):
+                        found.append((logical_id, rule, str(reason or "").strip()))
+    return found
 
 
 def run_cdk_nag(reports: list[StackReport]) -> None:
