@@ -150,6 +150,9 @@ class AdmissionController(Construct):
                                     exemptions=exemptions)
         repository_arns = [r.repository_arn for r in repositories]
         repository_arns += [arn for arn in (ecr_repository_arn(p) for p in image_patterns) if arn]
+        # The policy's trust as constructs, for what reuses the policy (constructs_lib.audit, the trust lock).
+        self.signing_keys, self.signing_profiles = tuple(signing_keys), tuple(signing_profiles)
+        self.repository_arns, self.revocation_check = tuple(repository_arns), revocation_check
 
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Image admission hook: reads service revisions, images and signing keys")
@@ -281,6 +284,11 @@ class AdmissionController(Construct):
 
     def is_protecting(self, service: ecs.BaseService) -> bool:
         return service.node.path in self._protected
+
+    @property
+    def protected_services(self) -> tuple[ecs.BaseService, ...]:
+        """The services protected so far (TaskAudit reads them at synth, after every protect())."""
+        return tuple(service for service, _ in self._protected.values())
 
 
 def _with_chains(chains: Sequence[SignedImageSupplyChain], keys: Sequence[ISigningKey],
