@@ -12,7 +12,7 @@ each signer. Errors never escape: they become verdicts.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Protocol, Sequence
@@ -29,7 +29,11 @@ from .reference import ImageReference, is_digest
 from .signer_checks import cosign_matches, distinct_assignment, notation_matches
 from .verdict import Decision, Outcome, SignerMatch, Verdict
 
-MAX_PARALLEL_IMAGES = 8  # a task definition holds at most 10 containers; threads mostly wait on I/O
+# Every image of a decision is verified at once up to this bound (a task definition holds at most 10
+# containers; a CLI run or a pipeline may name more). Threads mostly wait on I/O. The registry
+# connection pool (registry/_transport.py, POOL_CONNECTIONS_PER_HOST) is sized to match.
+MAX_PARALLEL_IMAGES = 64
+FETCHES_PER_IMAGE = 3  # sent at once per image: subject manifest, cosign .sig tag, referrers listing
 DEADLINE_GRACE_SECONDS = 0.25  # lets a call that fails at the deadline give its own, more precise reason
 logger = logging.getLogger(__name__)
 
@@ -68,12 +72,16 @@ class ImageVerifier:
         session = self._registry.bound(deadline)
         if not requests:
             return Decision.judge((), self.policy)
-        pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_IMAGES, len(requests)), thread_name_prefix="verify")
+        parallel = min(MAX_PARALLEL_IMAGES, len(requests))
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verify")
+        # Fetches get their own pool: an image thread waits on them, so sharing one could deadlock.
+        fetches = ThreadPoolExecutor(max_workers=parallel * FETCHES_PER_IMAGE, thread_name_prefix="fetch")
         try:
-            futures = [pool.submit(self._verify, r, session) for r in requests]
+            futures = [pool.submit(self._verify, r, session, fetches) for r in requests]
             wait(futures, timeout=max(deadline.remaining(), 0.0) + DEADLINE_GRACE_SECONDS)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            fetches.shutdown(wait=False, cancel_futures=True)
         verdicts = tuple(f.result() if f.done() and not f.cancelled() else self._overdue(r)
                          for r, f in zip(requests, futures, strict=True))
         return Decision.judge(verdicts, self.policy)
@@ -83,9 +91,9 @@ class ImageVerifier:
         return Verdict(image=request.image, digest=request.digest, outcome=Outcome.UNAVAILABLE,
                        reasons=("the verification deadline passed before this image was verified",))
 
-    def _verify(self, request: ImageRequest, registry: Registry) -> Verdict:
+    def _verify(self, request: ImageRequest, registry: Registry, fetches: Executor | None = None) -> Verdict:
         try:
-            return self._verify_or_raise(request, registry)
+            return self._verify_or_raise(request, registry, fetches)
         except InvalidReferenceError as exc:
             return Verdict(image=request.image, digest=None, outcome=Outcome.REJECTED, reasons=(str(exc),))
         except Exception as exc:  # noqa: BLE001 - fail closed: a bug is a rejection, never an admission
@@ -93,7 +101,7 @@ class ImageVerifier:
             return Verdict(image=request.image, digest=request.digest, outcome=Outcome.REJECTED,
                            reasons=(f"internal error while verifying: {type(exc).__name__}: {exc}",))
 
-    def _verify_or_raise(self, request: ImageRequest, registry: Registry) -> Verdict:
+    def _verify_or_raise(self, request: ImageRequest, registry: Registry, fetches: Executor | None) -> Verdict:
         ref = ImageReference.parse(request.image)
         if request.digest is not None:
             if not is_digest(request.digest):
@@ -108,8 +116,18 @@ class ImageVerifier:
             return self._verdict(request, ref.digest, Outcome.REJECTED, [
                 f"no rule matches {ref.name} and no exemption covers it, so it was not looked up; "
                 "add a rule (or an exemption) for it to the policy"])
+        cosign, notation = self._evidence_kinds(rule) if rule is not None else (False, False)
+        if ref.digest and self.policy.exemption_for(ref.name, ref.digest, now) is not None:
+            cosign = notation = False  # exempt by its pinned digest: no signature will be read
+        evidence: Evidence | None = None
         try:
-            subject = registry.resolve(ref)
+            if ref.digest:
+                # Pinned: the manifest goes out together with the signature lookups, not before them.
+                evidence = Evidence.fetching(registry, ref, ref.digest, fetch_subject=lambda: registry.resolve(ref),
+                                             executor=fetches, cosign=cosign, notation=notation)
+                subject = evidence.subject
+            else:
+                subject = registry.resolve(ref)
         except UnavailableError as exc:
             exemption = self.policy.exemption_for(ref.name, ref.digest, now)
             if exemption is not None and not exemption.digests:
@@ -130,7 +148,10 @@ class ImageVerifier:
         if rule is None:
             return self._verdict(request, digest, Outcome.REJECTED,
                                  [f"no rule matches {ref.name}; add a rule (or an exemption) to the policy"])
-        targets = [subject]
+        if evidence is None:  # resolved by tag: the signature lookups start now, together
+            evidence = Evidence(registry, ref, subject, executor=fetches)
+            evidence.prefetch(cosign=cosign, notation=notation)
+        targets = [evidence]
         platform_digest = platform_problem = None
         if subject.is_index and request.platform is not None:
             try:
@@ -138,24 +159,22 @@ class ImageVerifier:
                 platform_digest = chosen.digest
                 # A signature on the chosen manifest alone counts only if it is all the runtime could pick.
                 platform_problem = platform_conflict(subject, request.platform, chosen.digest)
-                if platform_problem is None:
-                    platform_manifest = registry.get_manifest(ref, chosen.digest)
-                    if platform_manifest.is_index:  # the entry said image manifest; the bytes say otherwise
-                        raise VerificationError(f"the manifest {chosen.digest} listed for platform {request.platform} "
-                                                f"is not an image manifest ({platform_manifest.media_type})")
-                    targets.append(platform_manifest)
             except VerificationError as exc:
                 return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
-            except UnavailableError as exc:
-                return self._verdict(request, digest, Outcome.UNAVAILABLE,
-                                     [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name,
-                                     retry_after=_retry_after(exc))
+            if platform_problem is None:
+                # Its manifest and signature lookups go out now, beside the index's own.
+                targets.append(Evidence.fetching(
+                    registry, ref, chosen.digest, fetch_subject=lambda: registry.get_manifest(ref, chosen.digest),
+                    executor=fetches, cosign=cosign, notation=notation))
+                problem = self._platform_problem(request, digest, rule, targets[1])
+                if problem is not None:
+                    return problem
         reasons: list[str] = [platform_problem] if platform_problem else []
         unavailable = False
         waits: list[float] = []
         for target in targets:
-            label = "index" if target.is_index else ("platform manifest" if target is not subject else "manifest")
-            outcome, matches, target_reasons = self._satisfy(rule, Evidence(registry, ref, target), now, waits)
+            label = "index" if target.subject.is_index else ("platform manifest" if target is not evidence else "manifest")
+            outcome, matches, target_reasons = self._satisfy(rule, target, now, waits)
             if outcome is Outcome.VERIFIED:
                 signed_by = ", ".join(m.signer for m in matches)
                 return Verdict(image=request.image, digest=digest, outcome=Outcome.VERIFIED, rule=rule.name,
@@ -168,6 +187,25 @@ class ImageVerifier:
         return Verdict(image=request.image, digest=digest, rule=rule.name, platform_digest=platform_digest,
                        outcome=Outcome.UNAVAILABLE if unavailable else Outcome.REJECTED, reasons=tuple(reasons),
                        retry_after=max(waits, default=None) if unavailable else None)
+
+    def _evidence_kinds(self, rule: Rule) -> tuple[bool, bool]:
+        """Which signature evidence the rule's signers read: (cosign `.sig` tag, referrers listing)."""
+        kinds = {self.policy.signer(name).kind for name in rule.signer_names}
+        return SignerKind.COSIGN_KEY in kinds, any(k is not SignerKind.COSIGN_KEY for k in kinds)
+
+    def _platform_problem(self, request: ImageRequest, digest: str, rule: Rule, target: Evidence) -> Verdict | None:
+        """The verdict when the platform's manifest cannot be read or is not an image manifest."""
+        try:
+            if target.subject.is_index:  # the entry said image manifest; the bytes say otherwise
+                raise VerificationError(f"the manifest {target.digest} listed for platform {request.platform} "
+                                        f"is not an image manifest ({target.subject.media_type})")
+        except VerificationError as exc:
+            return self._verdict(request, digest, Outcome.REJECTED, [str(exc)], rule=rule.name)
+        except UnavailableError as exc:
+            return self._verdict(request, digest, Outcome.UNAVAILABLE,
+                                 [f"could not read the manifest for platform {request.platform}: {exc}"], rule=rule.name,
+                                 retry_after=_retry_after(exc))
+        return None
 
     def _satisfy(self, rule: Rule, evidence: Evidence, now: datetime,
                  waits: list[float]) -> tuple[Outcome, list[SignerMatch], list[str]]:

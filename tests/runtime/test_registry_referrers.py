@@ -109,7 +109,7 @@ def test_rejects_referrers_when_pagination_never_ends(fake_registry: FakeRegistr
     # When / Then
     with pytest.raises(HostileArtifactError, match=f"more than {MAX_REFERRER_PAGES} pages"):
         session.referrers(ImageReference.parse(f"{fake_registry.host}/app@{subject}"), subject)
-    assert session.request_count == MAX_REFERRER_PAGES
+    assert session.request_count == MAX_REFERRER_PAGES + 1  # and the tag-schema lookup, sent beside page 1
 
 
 def test_rejects_referrers_when_the_next_page_is_on_another_host(fake_registry: FakeRegistry):

@@ -25,6 +25,7 @@ from .auth import (
     TokenKey,
     parse_challenge,
 )
+from .referrers import ReferrersApiMemory
 from .session import RegistrySession
 from .urls import RegistryUrl
 
@@ -71,6 +72,7 @@ class RegistryClient(RequestCounter):
         self._challenge_lock = threading.Lock()
         self._challenges: dict[_ChallengeKey, Challenge] = {}
         self._host_challenges: dict[str, Challenge] = {}
+        self.referrers_api = ReferrersApiMemory()  # which registries lack the referrers API (referrers.py)
 
     def bound(self, deadline: Deadline) -> RegistrySession:
         """A `Registry` (and `RegistryWriter`) for one decision: every call honours `deadline`."""

@@ -92,7 +92,8 @@ class RegistrySession(RequestCounter):
         return response.body
 
     def referrers(self, ref: ImageReference, digest: str, *, artifact_type: str | None = None) -> Sequence[Descriptor]:
-        return discover_referrers(self, ref, _checked_digest(digest), artifact_type=artifact_type)
+        return discover_referrers(self, ref, _checked_digest(digest), artifact_type=artifact_type,
+                                  memory=self._client.referrers_api)
 
     # -- RegistryWriter -----------------------------------------------------------------------------
 
