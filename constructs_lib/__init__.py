@@ -28,6 +28,7 @@ for _name, _value in (("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1"),
 
 from .admission import AdmissionController, AdmissionExemption, AdmissionMode, RequireImageAdmission
 from .break_glass import BreakGlassSigningKey
+from .break_glass_signing import BreakGlassSigning
 from .ci_roles import CiSigningRole, CodeBuildSigningRole, GitHubActionsSigningRole
 from .signing_key import CosignSigningKey, ISigningKey, KeyState, SigningKeyBase, SigningKeySpec
 from .signing_profile import ISigningProfile, NotationSigningProfile, SigningProfileBase
@@ -38,6 +39,7 @@ __all__ = [
     "AdmissionController",
     "AdmissionExemption",
     "AdmissionMode",
+    "BreakGlassSigning",
     "BreakGlassSigningKey",
     "CiSigningRole",
     "CodeBuildSigningRole",
