@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
@@ -18,6 +19,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from image_verifier.policy import Policy
 
 from .._bundling import RuntimeBundler
 from .._grants import acknowledge_wildcard_resource
@@ -148,6 +151,7 @@ class AdmissionController(Construct):
             builder.add_pattern(pattern)
         self.policy = builder.build(failure_mode=failure_mode.value, unavailable_mode=unavailable_mode.value,
                                     exemptions=exemptions)
+        _warn_expired_exemptions(self, self.policy.policy)
         repository_arns = [r.repository_arn for r in repositories]
         repository_arns += [arn for arn in (ecr_repository_arn(p) for p in image_patterns) if arn]
         # The policy's trust as constructs, for what reuses the policy (constructs_lib.audit, the trust lock).
@@ -246,7 +250,11 @@ class AdmissionController(Construct):
         _check_deployment_controller(service)
         if path in self._protected:
             raise ValueError(f"service {path} is already protected by {self.node.path}")
-        hook_role = iam.Role(service, f"{self.node.id}HookRole", assumed_by=iam.ServicePrincipal("ecs.amazonaws.com"),
+        # aws:SourceAccount: only ECS acting for this account's services may assume the role (confused
+        # deputy). No aws:SourceArn: which ARN ECS would send for a hook is not documented (docs/admission.md).
+        hook_principal = iam.ServicePrincipal(
+            "ecs.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Stack.of(service).account}})
+        hook_role = iam.Role(service, f"{self.node.id}HookRole", assumed_by=hook_principal,
                              description=f"ECS invokes the image admission hook {self.node.path}, and nothing else")
         # The hook target is the unqualified function ARN: no versions or aliases (grant_invoke adds ARN:*).
         iam.Grant.add_to_principal(grantee=hook_role, actions=list(LAMBDA_INVOKE_ACTIONS),
@@ -329,3 +337,15 @@ def _check_deployment_controller(service: ecs.BaseService) -> None:
             "has its own hooks, which this controller does not wire): use deployment_controller=ECS (the default) "
             "with deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN"
         )
+
+
+def _warn_expired_exemptions(controller: Construct, policy: Policy) -> None:
+    """An exemption already past its expiry admits nothing: likely a forgotten renewal, so say so at synth."""
+    now = datetime.now(UTC)
+    for exemption in policy.exemptions:
+        if exemption.expires <= now:
+            Annotations.of(controller).add_warning_v2(
+                "signed-images:AdmissionExemptionExpired",
+                f"the exemption for {', '.join(str(p) for p in exemption.images)} ({exemption.reason}) expired on "
+                f"{exemption.expires.isoformat()} and admits nothing: sign those images, or give it a new expiry",
+            )

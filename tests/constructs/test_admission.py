@@ -249,7 +249,10 @@ def test_protect_attaches_a_pre_scale_up_hook_with_a_role_that_may_invoke_only_t
     assert hook["LifecycleStages"] == ["PRE_SCALE_UP"]
     role_id = hook["RoleArn"]["Fn::GetAtt"][0]
     role = template["Resources"][role_id]["Properties"]
-    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecs.amazonaws.com"}
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    # Only ECS acting for this account may assume it (confused deputy; issue 9)
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
     [policy] = [p for p in resources(template, "AWS::IAM::Policy").values()
                 if p["Properties"]["Roles"] == [{"Ref": role_id}]]
     assert policy["Properties"]["PolicyDocument"]["Statement"] == [
@@ -364,3 +367,14 @@ def test_trusts_a_supply_chain_profile_key_and_repositories_in_one_prop():
     template = Template.from_stack(stack)
     template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
         Match.object_like({"Sid": "CosignPublicKeys"}), Match.object_like({"Sid": "SignerRevocation"})])}})
+
+
+def test_warns_at_synth_when_an_exemption_has_already_expired():
+    from aws_cdk.assertions import Annotations
+
+    _, stack, _, _ = _world(exemptions=[AdmissionExemption(images=["public.ecr.aws/aws-observability/*"],
+                                                           reason="ADOT collector sidecar, ticket SEC-7",
+                                                           expires="2020-01-01T00:00:00Z")])
+    Annotations.from_stack(stack).has_warning("/Stack/Admission", Match.string_like_regexp(
+        r"the exemption for public.ecr.aws/aws-observability/\* \(ADOT collector sidecar, ticket SEC-7\) expired on "
+        r"2020-01-01.*admits nothing"))

@@ -262,3 +262,19 @@ def test_synth_report_counts_acknowledgements_made_in_code_when_the_app_writes_n
     assert "FINDING" not in out, out
     assert code == 0, out
     assert "acknowledged AwsSolutions-IAM5" in out
+
+
+def test_importing_the_package_first_keeps_jsii_node_banners_out_of_a_users_synth(tmp_path):
+    # Given a user's app script that imports this package, then aws_cdk, with no jsii variable set
+    import os
+    import subprocess
+
+    script = tmp_path / "app.py"
+    script.write_text("import constructs_lib\nfrom aws_cdk import App, Stack\nApp(analytics_reporting=False)\nprint('ok')\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE_WARNING")}
+    # When
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environ, timeout=300,
+                          cwd=Path(__file__).parents[2], stdin=subprocess.DEVNULL)
+    # Then nothing but the app's own output
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n" and "!!" not in done.stderr, (done.stdout, done.stderr)
