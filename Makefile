@@ -21,6 +21,7 @@ export SIGNED_IMAGES_BUNDLE_CACHE := $(CURDIR)/.cache/lambda-bundles
 synth: python-deps node-deps ## synthesize the reference app into cdk.out/ and summarize it
 	rm -rf cdk.out
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk synth --quiet --no-notices --no-version-reporting
+	$(VENV)/bin/image-verifier review cdk.out
 	$(PY) scripts/synth_report.py cdk.out
 
 test: system-deps python-deps ## run the whole test suite
