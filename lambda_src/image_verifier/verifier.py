@@ -33,7 +33,8 @@ from .verdict import Decision, Outcome, SignerMatch, Verdict
 # containers; a CLI run or a pipeline may name more). Threads mostly wait on I/O. The registry
 # connection pool (registry/_transport.py, POOL_CONNECTIONS_PER_HOST) is sized to match.
 MAX_PARALLEL_IMAGES = 64
-FETCHES_PER_IMAGE = 3  # sent at once per image: subject manifest, cosign .sig tag, referrers listing
+FETCHES_PER_IMAGE = 3  # fetch threads per image: subject manifest, cosign .sig tag, referrers listing
+REQUESTS_AT_ONCE_PER_IMAGE = FETCHES_PER_IMAGE + 1  # the referrers tag lookup runs beside the API call
 DEADLINE_GRACE_SECONDS = 0.25  # lets a call that fails at the deadline give its own, more precise reason
 logger = logging.getLogger(__name__)
 

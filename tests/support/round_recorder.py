@@ -29,6 +29,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host"
 class Held:
     method: str
     path: str
+    client_port: int = 0  # one value for many requests means a reused (pooled) connection
     opened: threading.Event = field(default_factory=threading.Event)
     round: int = 0
 
@@ -83,8 +84,13 @@ class RoundRecorder:
 
     # -- the gate ---------------------------------------------------------------------------------
 
-    def arrive(self, method: str, path: str) -> Held:
-        held = Held(method=method, path=path)
+    def client_ports(self) -> set[int]:
+        """The client's TCP ports seen since the last reset: one per connection it used."""
+        with self._cond:
+            return {held.client_port for held in self._done}
+
+    def arrive(self, method: str, path: str, client_port: int = 0) -> Held:
+        held = Held(method=method, path=path, client_port=client_port)
         with self._cond:
             self._held.append(held)
             self._in_flight += 1
@@ -130,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         recorder: RoundRecorder = self.server.recorder  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        recorder.arrive(self.command, self.path)
+        recorder.arrive(self.command, self.path, self.client_address[1])
         try:
             upstream = http.client.HTTPConnection(recorder.upstream, timeout=UPSTREAM_TIMEOUT)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
