@@ -24,6 +24,9 @@ from image_verifier.policy import Policy
 
 from .._bundling import RuntimeBundler
 from .._grants import acknowledge_wildcard_resource
+from ..operations.alarms import AdmissionAlarms, GateAlarms
+from ..operations.metrics import AdmissionMetrics
+from ..operations.tracing import acknowledge_tracing, tracing_environment, tracing_mode
 from ..signing_key import ISigningKey
 from ..signing_profile import ISigningProfile
 from ..supply_chain import SignedImageSupplyChain
@@ -50,7 +53,7 @@ class AdmissionMode(enum.Enum):
     """The deployment goes ahead; the verdict is logged and counted."""
 
 
-class AdmissionController(Construct):
+class AdmissionController(AdmissionMetrics, Construct):
     """A Lambda that admits an ECS service revision only when every image is signed by a trusted signer.
 
     The policy is built here from construct references and validated at synth by the runtime's
@@ -87,6 +90,8 @@ class AdmissionController(Construct):
         log_removal_policy: RemovalPolicy = _defaults.LOG_REMOVAL_POLICY,
         max_attempts: int = _defaults.MAX_ATTEMPTS,
         callback_delay: Duration | None = None,
+        alarms: AdmissionAlarms | None = None,
+        tracing: bool = False,
     ) -> None:
         """
         :param supply_chains: trust each chain's signing profile and cosign key, and cover its
@@ -118,6 +123,8 @@ class AdmissionController(Construct):
         :param log_removal_policy: :default: RemovalPolicy.RETAIN (the audit trail)
         :param max_attempts: invocations per hook before an unavailable verdict is final. :default: 3
         :param callback_delay: seconds ECS waits before calling again after IN_PROGRESS. :default: 30 seconds
+        :param alarms: alarms on the gate, to the caller's SNS topic (constructs_lib.operations). :default: - none
+        :param tracing: X-Ray tracing (Tracing.ACTIVE, POWERTOOLS_TRACE_DISABLED=false). :default: False
         """
         super().__init__(scope, id)
         if not isinstance(failure_mode, AdmissionMode) or not isinstance(unavailable_mode, AdmissionMode):
@@ -187,6 +194,7 @@ class AdmissionController(Construct):
             "ADMISSION_CALLBACK_DELAY_SECONDS": str(int(callback_delay.to_seconds())),
             "POWERTOOLS_SERVICE_NAME": _defaults.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": _defaults.METRICS_NAMESPACE,
+            **tracing_environment(tracing),
             **self.policy.environment,
         }
         self.function = lambda_.Function(
@@ -206,9 +214,12 @@ class AdmissionController(Construct):
             vpc_subnets=vpc_subnets,
             security_groups=list(security_groups) or None,
             description="Admits an ECS service revision only when its container images are signed (lifecycle hook)",
+            tracing=tracing_mode(tracing),
         )
         # The function's first invocation must find its permissions in place.
         self.function.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+        acknowledge_tracing(self.role, tracing)
+        self.alarms = GateAlarms(self, "Alarms", controller=self, props=alarms) if alarms is not None else None
         if vpc is not None:
             from aws_cdk import Acknowledgment, Validations
 
@@ -276,6 +287,8 @@ class AdmissionController(Construct):
         cfn = service.node.default_child
         cfn.add_metadata(METADATA_KEY, {"controller": self.node.path, "stages": [s.value for s in stages]})
         self._protected[path] = (service, tuple(s.value for s in stages))
+        if self.alarms is not None:  # alarm when ECS deploys the service and the gate is not called
+            self.alarms.watch(service)
         # At synth, when every container has been added: each image must be covered by the policy.
         add_validation(service, lambda: check_service(service, self._coverage))
 
