@@ -224,6 +224,9 @@ def _human(verdict: Verdict) -> str:
         head += f" ({verdict.digest})"
     lines = [head] + [f"    {reason}" for reason in verdict.reasons]
     lines += [f"    WARNING (logged, not enforced): {warning}" for warning in verdict.warnings]
+    for match in verdict.signers:  # what each Notation step did, when any step was not simply enforced
+        if any(step.action.value != "enforce" or step.outcome != "passed" for step in match.steps):
+            lines.append(f"    signer {match.signer!r} steps: " + ", ".join(step.text() for step in match.steps))
     if verdict.break_glass:
         lines.append("    BREAK-GLASS key used: this deployment must be reviewed")
     return "\n".join(lines)

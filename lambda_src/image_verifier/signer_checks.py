@@ -143,7 +143,8 @@ def notation_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, now:
         yield SignerMatch(signer=signer.name, kind=signer.kind.value, identity=result.identity, format=fmt,
                           verified_digest=evidence.digest, signature_digest=manifest.digest,
                           signature_sha256=result.signature_sha256, key_fingerprint=result.key_fingerprint,
-                          warnings=tuple(f"signer {signer.name!r}: {w}" for w in result.warnings))
+                          warnings=tuple(f"signer {signer.name!r}: {w}" for w in result.warnings),
+                          steps=result.steps)
     if found:
         return
     if not reasons:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .policy import Mode, Policy
+
+if TYPE_CHECKING:  # the notation package imports the policy package; only the type is needed here
+    from .notation.levels import StepOutcome
 
 
 class Outcome(StrEnum):
@@ -32,6 +35,9 @@ class SignerMatch:
     signature_sha256: str | None = None  # sha256: of the signature bytes (legacy, Notation) or of the bundle
     key_fingerprint: str | None = None  # sha256: of the DER SubjectPublicKeyInfo that verified it
     warnings: tuple[str, ...] = ()  # failures the signer's verification level logs instead of enforcing
+    # Notation signers: each verification step's action (enforce/log/skip) and outcome, named and
+    # ordered as the Notary Project trust-policy spec names them. Empty for cosign signers.
+    steps: tuple[StepOutcome, ...] = ()
 
     def shares_material_with(self, other: SignerMatch) -> str | None:
         """Why `other` is not independent evidence (same signature, same key), or None if it is."""
@@ -54,6 +60,7 @@ class SignerMatch:
             "signatureSha256": self.signature_sha256,
             "keyFingerprint": self.key_fingerprint,
             "warnings": list(self.warnings),
+            "steps": [step.to_json() for step in self.steps],
         }
 
 

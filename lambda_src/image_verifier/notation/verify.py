@@ -11,9 +11,12 @@
    certificate's validity; notary.x509 - an RFC 3161 timestamp from a policy TSA when the signer
    names TSA roots (and `verifyTimestamp` asks for it), else now must be inside the validity.
 5. revocation: AWS Signer `GetRevocationStatus` when enabled; X.509 revocation (OCSP/CRL) is not
-   checked, because nothing is fetched from the internet at verification time.
+   checked, because nothing is fetched from the internet at verification time (the step says
+   `notChecked`).
 
-Each step yields failures; `levels.judge` decides in one place whether they raise or warn.
+Each step yields failures; `levels.StepLog` decides in one place, under the signer's effective
+level (its `verificationLevel` with the spec's per-step `override` applied), whether they raise,
+are logged or the step is skipped, and records every step's outcome for the verdict.
 """
 
 from __future__ import annotations
@@ -46,7 +49,18 @@ from .envelope import SCHEME_SIGNING_AUTHORITY, SCHEME_X509, Envelope, SignedAtt
 from .envelope_cose import COSE_MEDIA_TYPE, parse_cose
 from .envelope_jws import JWS_MEDIA_TYPE, parse_jws
 from .identity import DistinguishedName, ambiguous_subject, any_matches, parse_trusted_identities, render_name
-from .levels import AUTHENTIC_TIMESTAMP, AUTHENTICITY, EXPIRY, INTEGRITY, REVOCATION, STRICT, Failure, Level, judge, level_named
+from .levels import (
+    AUTHENTIC_TIMESTAMP,
+    AUTHENTICITY,
+    EXPIRY,
+    INTEGRITY,
+    REVOCATION,
+    Failure,
+    Level,
+    StepLog,
+    StepOutcome,
+    effective_level,
+)
 from .manifest import MAX_ENVELOPE_BYTES
 from .payload import check_payload
 from .timestamp import TimestampError, verify_timestamp
@@ -61,6 +75,7 @@ class AwsSignerTrustLike(Protocol):
     root_certificates: tuple[str, ...]
     custom_root_certificates: tuple[str, ...]
     revocation_check: bool
+    override: Mapping[str, str]
 
 
 class NotationX509TrustLike(Protocol):
@@ -72,6 +87,7 @@ class NotationX509TrustLike(Protocol):
     tsa_root_certificates: tuple[str, ...]
     verification_level: str
     verify_timestamp: str
+    override: Mapping[str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +98,8 @@ class NotationVerification:
     signing_scheme: str
     signing_time: datetime | None  # authentic: signingAuthority time or TSA genTime; None if unproven
     user_annotations: Mapping[str, str] = field(default_factory=dict)  # targetArtifact.annotations
-    warnings: tuple[str, ...] = ()  # failures logged (not enforced) under permissive/audit
+    warnings: tuple[str, ...] = ()  # failures logged (not enforced) under permissive/audit or an override
+    steps: tuple[StepOutcome, ...] = ()  # every step's action and outcome, in the spec's order
     # What the signature is, so that callers count one signature (or one signing key) once:
     signature_sha256: str | None = None  # sha256: of the envelope's signature value
     key_fingerprint: str | None = None  # sha256: of the leaf certificate's DER SubjectPublicKeyInfo
@@ -103,53 +120,74 @@ def verify_notation(
         raise ValueError("now must be timezone-aware")
     is_aws = isinstance(trust, AwsSignerTrustLike)
     signer = f'signer "{signer_name}"' if signer_name else "the signer"
-    level: Level = STRICT if is_aws else _level(trust, signer)
-    warnings: list[str] = []
+    log = StepLog(_level(trust, is_aws, signer))
 
     # 1. integrity (enforced at every level)
     try:
         env, chain, aws_attributes, annotations = _integrity(envelope, media_type, subject, is_aws)
     except VerificationError as exc:
-        judge(level, Failure(INTEGRITY, exc), warnings)
-        raise  # unreachable: judge always raises for integrity
+        log.judge(Failure(INTEGRITY, exc))
+        raise  # unreachable: integrity is always enforced
+    log.passed(INTEGRITY)
     attributes = env.attributes
 
     # 2. authenticity: the signer's scheme and roots, then its trusted identities
     for failure in _authenticity(chain, attributes, trust, is_aws, signer):
-        judge(level, failure, warnings)
+        log.judge(failure)
     identity = aws_attributes[0] if aws_attributes else render_name(chain[0].subject)
     for failure in _trusted_identity(chain, aws_attributes, trust, signer, identity):
-        judge(level, failure, warnings)
+        log.judge(failure)
+    log.passed(AUTHENTICITY)
 
     # 3. expiry
     if attributes.expiry is not None and now >= attributes.expiry:
         expired = SignatureExpiredError(f"the signature expired at {attributes.expiry.isoformat()}")
-        judge(level, Failure(EXPIRY, expired), warnings)
+        log.judge(Failure(EXPIRY, expired))
+    log.passed(EXPIRY)
 
     # 4. authentic timestamp
     signing_time, failure = _authentic_time(env, chain, trust, is_aws, now, signer)
     if failure is not None:
-        judge(level, failure, warnings)
+        log.judge(failure)
+    log.passed(AUTHENTIC_TIMESTAMP)
 
     # 5. revocation (AWS Signer only; X.509 OCSP/CRL is not checked, see the module docstring)
-    if aws_attributes and trust.revocation_check:
-        if revocation is None:
-            raise ValueError(f"{signer} asks for revocation checks, but no revocation checker was given")
-        try:
-            revocation.check(profile_version_arn=aws_attributes[0], job_arn=aws_attributes[1], chain=chain,
-                             signing_time=attributes.authentic_signing_time)
-        except (SignatureRevokedError, AwsUnavailableError) as exc:
-            judge(level, Failure(REVOCATION, exc), warnings)
+    _revocation(log, aws_attributes, trust, revocation, chain, attributes, signer)
 
     return NotationVerification(
         identity=identity,
         signing_scheme=attributes.signing_scheme,
         signing_time=signing_time,
         user_annotations=annotations,
-        warnings=tuple(warnings),
+        warnings=log.warnings,
+        steps=log.outcomes,
         signature_sha256="sha256:" + hashlib.sha256(env.signature).hexdigest(),
         key_fingerprint=_key_fingerprint(chain[0]),
     )
+
+
+X509_REVOCATION_NOT_CHECKED = ("X.509 revocation (OCSP/CRL) is not checked: nothing is fetched from the internet "
+                               "at verification time")
+
+
+def _revocation(log: StepLog, aws_attributes: tuple[str, str] | None, trust: object,
+                revocation: awssigner.RevocationChecker | None, chain: list[x509.Certificate],
+                attributes: SignedAttributes, signer: str) -> None:
+    if not aws_attributes:
+        if log.should_run(REVOCATION, why_skipped="override revocation: skip"):
+            log.not_checked(REVOCATION, X509_REVOCATION_NOT_CHECKED)
+        return
+    why = "override revocation: skip" if trust.revocation_check else "revocationCheck is false"
+    if not log.should_run(REVOCATION, why_skipped=why):
+        return
+    if revocation is None:
+        raise ValueError(f"{signer} asks for revocation checks, but no revocation checker was given")
+    try:
+        revocation.check(profile_version_arn=aws_attributes[0], job_arn=aws_attributes[1], chain=chain,
+                         signing_time=attributes.authentic_signing_time)
+    except (SignatureRevokedError, AwsUnavailableError) as exc:
+        log.judge(Failure(REVOCATION, exc))
+    log.passed(REVOCATION)
 
 
 def _key_fingerprint(leaf: x509.Certificate) -> str:
@@ -273,9 +311,14 @@ def _authentic_time(
     return None, None
 
 
-def _level(trust: NotationX509TrustLike, signer: str) -> Level:
+def _level(trust: AwsSignerTrustLike | NotationX509TrustLike, is_aws: bool, signer: str) -> Level:
+    """The signer's effective level: its `verificationLevel` (AWS Signer: strict) with `override`
+    applied; `revocationCheck: false` on an AWS Signer signer skips revocation."""
+    override = dict(getattr(trust, "override", None) or {})
+    if is_aws and not trust.revocation_check:
+        override.setdefault("revocation", "skip")
     try:
-        return level_named(trust.verification_level)
+        return effective_level("strict" if is_aws else trust.verification_level, override)
     except ValueError as exc:
         raise PolicyError(signer, str(exc)) from exc
 

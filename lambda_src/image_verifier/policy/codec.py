@@ -70,18 +70,31 @@ def policy_from_json(raw: str | bytes | Mapping[str, Any], *, environ: Mapping[s
 
 
 def _refuse_audit_level_when_blocking(signers: tuple[TrustedSigner, ...], failure_mode: Mode, node: Node) -> None:
-    """Level `audit` only logs an untrusted root or identity, so its signer accepts a signature made
-    by anyone: in a blocking policy that is an admission nobody meant. It is a trial setting, and
-    only an audit policy (which admits rejected images anyway, visibly) may hold it."""
+    """Level `audit` (or an override of authenticity to `log`) only logs an untrusted root or
+    identity, so its signer accepts a signature made by anyone: in a blocking policy that is an
+    admission nobody meant. It is a trial setting, and only an audit policy (which admits rejected
+    images anyway, visibly) may hold it."""
     if failure_mode is Mode.AUDIT:
         return
     for index, signer in enumerate(signers):
-        if isinstance(signer.trust, NotationX509Trust) and signer.trust.verification_level == "audit":
-            raise node.child(index).child("notationX509").child("verificationLevel").fail(
+        trust = signer.trust
+        if isinstance(trust, CosignKeyTrust):
+            continue
+        body = node.child(index).child(signer.kind.value)
+        if trust.override.get("authenticity") == "log":
+            raise body.child("override").child("authenticity").fail(
+                f"signer {signer.name!r}: authenticity 'log' accepts signatures from untrusted roots and identities "
+                "(it only logs them), as level 'audit' does, so it would admit images anyone signed; it is allowed "
+                "only when failureMode is 'audit'. Remove the override, or set failureMode to 'audit' while you "
+                "trial the policy"
+            )
+        if (isinstance(trust, NotationX509Trust) and trust.verification_level == "audit"
+                and trust.override.get("authenticity") != "enforce"):
+            raise body.child("verificationLevel").fail(
                 f"signer {signer.name!r}: level 'audit' accepts signatures from untrusted roots and identities "
                 "(it only logs them), so it would admit images anyone signed; it is allowed only when "
                 "failureMode is 'audit'. Use 'strict' (or 'permissive'), or set failureMode to 'audit' "
-                "while you trial the policy"
+                "while you trial the policy (or override authenticity to 'enforce')"
             )
 
 

@@ -58,6 +58,9 @@ class AwsSignerTrust:
     root_certificates: tuple[str, ...] = ()
     custom_root_certificates: tuple[str, ...] = ()
     revocation_check: bool = True
+    # Per-step actions on top of level strict, as a Notary Project trust policy's `override`
+    # (step name -> enforce | log | skip); validated by the loader (notation/levels.py).
+    override: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +73,7 @@ class NotationX509Trust:
     tsa_root_certificates: tuple[str, ...] = ()
     verification_level: str = "strict"
     verify_timestamp: str = "always"
+    override: Mapping[str, str] = field(default_factory=dict)  # per-step actions over the level
 
 
 SignerTrust = CosignKeyTrust | AwsSignerTrust | NotationX509Trust
@@ -205,12 +209,26 @@ class Policy:
     @property
     def warnings(self) -> tuple[str, ...]:
         """Choices that weaken verification and must be visible: the CLI prints these, the handler logs them."""
+        from ..notation.levels import effective_level, weakened_steps
+
         found = []
         for index, signer in enumerate(self.trusted_signers):
             trust = signer.trust
-            if isinstance(trust, NotationX509Trust) and trust.verification_level != "strict":
-                found.append(f"trustedSigners[{index}].notationX509.verificationLevel: signer {signer.name!r} is at "
-                             f"level {trust.verification_level!r}, which only logs "
-                             f"{LOGGED_FAILURES[trust.verification_level]}; images it verifies are admitted with "
-                             "warnings")
+            if isinstance(trust, CosignKeyTrust):
+                continue
+            level = trust.verification_level if isinstance(trust, NotationX509Trust) else "strict"
+            kind = signer.kind.value
+            if isinstance(trust, NotationX509Trust) and level != "strict" and not trust.override:
+                found.append(f"trustedSigners[{index}].{kind}.verificationLevel: signer {signer.name!r} is at "
+                             f"level {level!r}, which only logs {LOGGED_FAILURES[level]}; images it verifies are "
+                             "admitted with warnings")
+                continue
+            weakened = weakened_steps(effective_level(level, trust.override))
+            if isinstance(trust, AwsSignerTrust) and not trust.override:
+                continue  # revocationCheck false is the documented AWS Signer choice, not a level
+            if weakened:
+                steps = ", ".join(f"{step}: {action}" for step, action in weakened.items())
+                found.append(f"trustedSigners[{index}].{kind}.override: signer {signer.name!r} (level {level!r} "
+                             f"with override) does not enforce {steps}; images it verifies are admitted with "
+                             "warnings for the logged steps")
         return tuple(found)
