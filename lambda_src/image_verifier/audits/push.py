@@ -1,0 +1,179 @@
+"""The push audit Lambda: every image pushed to a signed repository is verified after a delay.
+
+Handler setting: ``image_verifier.audits.push.lambda_handler``. EventBridge sends each ECR
+"ECR Image Action" PUSH to an SQS queue whose delivery delay gives managed signing (asynchronous)
+time to finish; the queue invokes this function with a batch. For each push:
+
+1. read the event (a malformed one is recorded as a fault and dropped: reading it again changes nothing);
+2. skip signatures about an image: cosign ``sha256-<hex>.sig``/``.att``/``.sbom`` tags, referrers-tag
+   indexes, and untagged manifests with a ``subject`` (Notation signatures, cosign bundles);
+3. verify the pushed digest with the admission policy (in audit: nothing is blocked here);
+4. write one audit record and count the outcome. ``rejected`` (unsigned or badly signed) is what
+   the construct's alarm watches; ``unavailable`` goes back to the queue (``batchItemFailures``)
+   and is tried again until the queue's dead-letter queue takes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from ..deadline import Deadline
+from ..reference import ImageReference
+from ..verdict import Decision, Outcome, Verdict
+from ..verifier import ImageRequest
+from .events import (
+    AuditEventError,
+    PushedImage,
+    QueuedMessage,
+    push_from_body,
+    queued_messages,
+)
+from .report import METRIC_PUSHES, PUSH_RECORD_VERSION, AuditReporter
+
+MESSAGE = "image push audit"
+FALLBACK_REMAINING_SECONDS = 30.0  # without a Lambda context (local runs)
+MIN_DECISION_SECONDS = 1.0
+
+
+class Verifier(Protocol):
+    def decide(self, requests: Sequence[ImageRequest], *, deadline: Deadline) -> Decision: ...
+
+
+class RegistrySessions(Protocol):
+    def bound(self, deadline: Deadline) -> Any: ...
+
+
+class PushAuditHandler:
+    """One SQS batch of push events in, one audit record per push out; clients are injected."""
+
+    def __init__(self, *, verifier: Verifier, registry: RegistrySessions, reporter: AuditReporter, policy_hash: str,
+                 deadline_margin: float, registry_host: Callable[[PushedImage], str] | None = None) -> None:
+        self._verifier = verifier
+        self._registry = registry
+        self._reporter = reporter
+        self._policy_hash = policy_hash
+        self._margin = deadline_margin
+        # The registry a push event names (its account's ECR); tests point it at their own registry.
+        self._registry_host = registry_host or (lambda pushed: pushed.image().split("/", 1)[0])
+
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        """``{"batchItemFailures": [...]}``: the messages to deliver again (unavailable verdicts)."""
+        try:
+            return {"batchItemFailures": [{"itemIdentifier": i} for i in self._handle(event, context)]}
+        finally:
+            self._reporter.flush()
+
+    def _handle(self, event: Any, context: Any) -> list[str]:
+        try:
+            messages = queued_messages(event)
+        except AuditEventError as exc:
+            self._reporter.record(PUSH_RECORD_VERSION, MESSAGE, {"outcome": "malformed", "error": str(exc)},
+                                  metric=None, error=True)
+            return []
+        remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
+                     else FALLBACK_REMAINING_SECONDS)
+        deadline = Deadline.after(max(remaining - self._margin, MIN_DECISION_SECONDS))
+        to_verify: list[tuple[QueuedMessage, PushedImage]] = []
+        for message in messages:
+            try:
+                pushed = push_from_body(message.body)
+            except AuditEventError as exc:
+                self._write(message, None, "malformed", error=str(exc))
+                continue
+            skip = self._signature_artifact(pushed, deadline)
+            if skip is not None:
+                self._write(message, pushed, "skipped", reasons=[skip])
+            else:
+                to_verify.append((message, pushed))
+        if not to_verify:
+            return []
+        requests = [ImageRequest(image=self._image(p), digest=p.digest) for _, p in to_verify]
+        verdicts = self._verifier.decide(requests, deadline=deadline).verdicts
+        retry = []
+        for (message, pushed), verdict in zip(to_verify, verdicts, strict=True):
+            self._write(message, pushed, verdict.outcome.value, verdict=verdict)
+            if verdict.outcome is Outcome.UNAVAILABLE:
+                retry.append(message.message_id)
+        return retry
+
+    def _image(self, pushed: PushedImage) -> str:
+        return pushed.image(self._registry_host(pushed))
+
+    def _signature_artifact(self, pushed: PushedImage, deadline: Deadline) -> str | None:
+        """Why this push is a signature (or other artifact about an image) rather than an image, or None."""
+        if pushed.is_signature_tag:
+            return f"tag {pushed.tag} holds a signature, attestation or referrers index, not an image"
+        if pushed.tag is not None:
+            return None
+        # Pushed by digest: OCI referrers (Notation signatures, cosign bundles) are. A manifest with a
+        # subject describes another image. If it cannot be read, verify it: the verdict will say why.
+        try:
+            image = self._image(pushed)
+            manifest = self._registry.bound(deadline).get_manifest(ImageReference.parse(image), pushed.digest)
+        except Exception:  # noqa: BLE001 - the verifier reads it again and judges
+            return None
+        subject = manifest.subject
+        if subject is not None:
+            return f"the manifest is an artifact ({manifest.artifact_type or 'no artifactType'}) about {subject.digest}"
+        return None
+
+    def _write(self, message: QueuedMessage, pushed: PushedImage | None, outcome: str, *,
+               verdict: Verdict | None = None, reasons: Sequence[str] = (), error: str | None = None) -> None:
+        record: dict[str, Any] = {
+            "outcome": outcome,
+            "image": self._image(pushed) if pushed else None,
+            "repository": pushed.repository if pushed else None,
+            "tag": pushed.tag if pushed else None,
+            "digest": pushed.digest if pushed else None,
+            "account": pushed.account if pushed else None,
+            "region": pushed.region if pushed else None,
+            "messageId": message.message_id,
+            "receiveCount": message.receive_count,
+            "reasons": list(verdict.reasons if verdict else reasons),
+            "verdict": verdict.to_json() if verdict else None,
+            "policyHash": self._policy_hash,
+            "error": error,
+        }
+        self._reporter.record(PUSH_RECORD_VERSION, MESSAGE, record, metric=METRIC_PUSHES.get(outcome),
+                              warn=outcome == Outcome.REJECTED.value, error=error is not None)
+
+
+# --- composition root ----------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_handler: PushAuditHandler | None = None
+
+
+def build_push_audit(environ: Mapping[str, str] | None = None, *, aws: Any = None, logger: Any = None,
+                     metrics: Any = None, registry_host: Callable[[PushedImage], str] | None = None,
+                     ) -> PushAuditHandler:
+    """Build every part from the environment (the admission policy and its settings); tests inject clients."""
+    from ..composition import AwsClients, build_verifier
+    from ..registry import EcrCredentials, RegistryClient
+    from ._parts import reporter_for, settings_from_env
+
+    settings = settings_from_env(environ, default_service="image-push-audit")
+    aws = aws or AwsClients()
+    registry = RegistryClient(insecure_registries=settings.insecure_registries,
+                              ecr_auth=EcrCredentials(aws.for_service("ecr")))
+    verifier = build_verifier(settings.policy, aws=aws, registry=registry)
+    return PushAuditHandler(verifier=verifier, registry=registry, reporter=reporter_for(settings, logger, metrics),
+                            policy_hash=settings.policy.policy_hash, deadline_margin=settings.deadline_margin,
+                            registry_host=registry_host)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    global _handler
+    from ._parts import log_setup_failure
+
+    try:
+        with _lock:
+            if _handler is None:
+                _handler = build_push_audit()
+            handler = _handler
+    except Exception as exc:
+        log_setup_failure("the push audit is misconfigured", exc)
+        raise  # the queue delivers the batch again; the function's Errors metric shows it
+    return handler.handle(event, context)
