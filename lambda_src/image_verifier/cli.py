@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_break_glass import add_break_glass_commands
 from .cli_hints import plain_http_hint, program_name, program_version
 from .cli_policy import UsageError, add_policy_commands, run_policy_command
 from .deadline import Deadline
@@ -119,6 +120,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     sign.add_argument("image", metavar="IMAGE@DIGEST", help="the image to sign, by digest")
 
     add_policy_commands(commands, _Parser)
+    add_break_glass_commands(commands, _Parser)
 
     review = commands.add_parser("review", help="write the security reviewer's report of a synthesized cdk.out/")
     review.add_argument("cdk_out", type=Path, metavar="CDK_OUT_DIR", help="the cdk.out/ directory of `cdk synth`")
@@ -142,6 +144,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if not as_json:
             exc.parser.print_usage(err)
         return _report(f"{exc.parser.prog}: error: {exc}", EXIT_USAGE, as_json=as_json, out=out, err=err, prefix="")
+    if args.command == "break-glass":  # reports its own errors (1 refused, 2 usage, 3 unreachable)
+        from . import cli_break_glass
+        return cli_break_glass.main(args, stdout=out, stderr=err)
     if args.command == "review":  # reads only cdk.out/; reports its own errors (exit 2), never a traceback
         from . import review
         return review.main(args, stdout=out, stderr=err)
