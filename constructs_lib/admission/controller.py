@@ -164,6 +164,7 @@ class AdmissionController(AdmissionMetrics, Construct):
         # The policy's trust as constructs, for what reuses the policy (constructs_lib.audit, the trust lock).
         self.signing_keys, self.signing_profiles = tuple(signing_keys), tuple(signing_profiles)
         self.repository_arns, self.revocation_check = tuple(repository_arns), revocation_check
+        self.repositories = tuple(repositories)
 
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Image admission hook: reads service revisions, images and signing keys")
