@@ -83,6 +83,7 @@ class AdmissionHandler:
                 self._telemetry.logger.exception("could not flush metrics")
 
     def _handle(self, event: Any, context: LambdaContext | None, started: float) -> dict[str, Any]:
+        self._telemetry.invocation(context)  # request id and cold start in every line, the audit record too
         try:
             hook = HookEvent.parse(event)
         except EventError as exc:
@@ -120,7 +121,7 @@ class AdmissionHandler:
         decision = Decision.judge(tuple(v for v, _ in verdicts), self._policy)
         status = self._status(decision, hook)
         images = [image_entry(c.container_name, v, cached=cached) for c, (v, cached) in zip(revision.images, verdicts, strict=True)]
-        delay, retry_after = self._callback_delay(getattr(v, "retry_after", None) for v in decision.verdicts
+        delay, retry_after = self._callback_delay(v.retry_after for v in decision.verdicts
                                                   if v.outcome is Outcome.UNAVAILABLE)
         record = self._record(hook, status, images=images, revision=revision, started=started, retry_after=retry_after)
         # Counted only when the deployment goes ahead: those images run although a check failed.
@@ -164,7 +165,8 @@ class AdmissionHandler:
     def _callback_delay(self, asked: Iterable[Any]) -> tuple[int, float | None]:
         """ECS's wait before it calls again, and the largest Retry-After that a throttling registry asked for.
 
-        `asked`: the `retry_after` of each unavailable verdict (or error). A registry that said "retry
+        `asked`: `Verdict.retry_after` of each unavailable verdict, or the `retry_after` of the
+        `UnavailableError` that stopped the decision (`RegistryThrottledError` has one). A registry that said "retry
         after N seconds" (429/503) is not asked again sooner: the delay covers the largest such N,
         bounded so that a hostile registry cannot park a deployment.
         """
