@@ -5,6 +5,10 @@ first entry is an unsigned image under a platform spelling containerd normalizes
 platform (`x86_64`, `AMD64`, `Linux`, an empty `os`, `aarch64`), and whose second entry is a
 signed image under the exact spelling. containerd runs the first; the hook must refuse the
 revision, whether ECS gives the digest or only the tag (PRE_SCALE_UP).
+
+Throttling through the hook: a registry that answers 429 with a `Retry-After` the deadline cannot
+wait for makes the image `unavailable`; the hook defers with a `callBackDelay` that covers the
+wait, bounded so that a hostile registry cannot park the deployment.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import pytest
 
 from image_verifier.oci import OCI_INDEX
 from tests.runtime.handler.hook_support import StubbedEcs, admission_handler, hook_event
-from tests.support.cosign_material import cosign_policy
+from tests.support.cosign_material import KeyPair, cosign_policy
+from tests.support.fake_registry import Reply
 from tests.support.images import index_json, push_image, push_manifest, unique_repository
 
 from .cli_helpers import sign
@@ -56,3 +61,23 @@ def test_rejects_revision_when_an_unsigned_entry_precedes_the_signed_one_under_a
     assert entry["outcome"] == "rejected" and entry["digest"] == index.digest
     assert unsigned.digest in " ".join(entry["reasons"]) or entry["platformDigest"] == unsigned.digest
     assert record["reason"].startswith("app: rejected")
+
+
+@pytest.mark.parametrize(("retry_after", "delay"), [("90", 90), ("1000000000", 300)])
+def test_defers_for_as_long_as_a_throttling_registry_asks_up_to_the_bound(fake_registry, retry_after, delay):
+    # Given a registry that answers every manifest request 429 with Retry-After longer than the deadline
+    for method in ("GET", "HEAD"):
+        fake_registry.route(method, "/v2/team/app/manifests/v1",
+                            Reply(status=429, headers={"Retry-After": retry_after}, body=b"slow down"))
+    image = f"{fake_registry.host}/team/app:v1"
+    ecs = StubbedEcs()
+    ecs.revision([("app", image, None)])
+    policy = cosign_policy({"ci": {"publicKeyPem": KeyPair.generate().public_pem}}, images=f"{fake_registry.host}/**")
+    admission = admission_handler(policy, ecs, insecure_registries=[fake_registry.host])
+    # When ECS calls the hook
+    response = admission.handle(hook_event())
+    # Then it defers, asking ECS to call again no sooner than the registry asked (at most the bound)
+    assert response["hookStatus"] == "IN_PROGRESS" and response["callBackDelay"] == delay
+    record = admission.audit_records()[0]
+    assert record["images"][0]["outcome"] == "unavailable"
+    assert record["retryAfter"] >= delay and record["callBackDelay"] == delay  # (the client caps what it believes)

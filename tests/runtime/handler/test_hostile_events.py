@@ -7,8 +7,6 @@ sets how long ECS waits before it calls again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
@@ -242,16 +240,9 @@ def test_answers_failed_when_even_the_audit_record_cannot_be_written(monkeypatch
 
 # --- Retry-After and callBackDelay ------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class _Throttled(Verdict):
-    """A verdict with the `retry_after` the verifier sets for a 429/503 it could not wait for."""
-
-    retry_after: float | None = None
-
-
-def _throttled(image: str, retry_after: float | None) -> _Throttled:
-    return _Throttled(image=image, digest=None, outcome=Outcome.UNAVAILABLE, retry_after=retry_after,
-                      reasons=(f"the registry answered 429 (Retry-After: {retry_after})",))
+def _throttled(image: str, retry_after: float | None) -> Verdict:
+    return Verdict(image=image, digest=None, outcome=Outcome.UNAVAILABLE, retry_after=retry_after,
+                   reasons=(f"the registry answered 429 (Retry-After: {retry_after})",))
 
 
 @pytest.mark.parametrize(("waits", "delay"), [
