@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .cosign.bundle import BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layer, verify_bundle
 from .cosign.keys import CosignKeyResolver, check_key_usable
@@ -20,12 +20,13 @@ from .cosign.payload import check_required_annotations
 from .cosign.legacy import MAX_PAYLOAD_BYTES, layer_signature, signature_tag, verify_simple_signing
 from .errors import NoSignatureError, PolicyError, UnavailableError, VerificationError
 from .evidence import MAX_SIGNATURE_CANDIDATES, Evidence
-from .notation.awssigner import RevocationChecker
-from .notation import MAX_ENVELOPE_BYTES, NOTATION_ARTIFACT_TYPE, signature_envelope_descriptor, verify_notation
 from .oci import OCI_EMPTY_CONFIG, Descriptor
 from .policy import CosignKeyTrust, Rule, SignerKind, TrustedSigner
 from .policy.keys import key_id
 from .verdict import SignerMatch
+
+if TYPE_CHECKING:
+    from .notation.awssigner import RevocationChecker
 
 MAX_REASONS = 4  # per signer, so a flood of bad signatures cannot flood the audit record
 
@@ -118,6 +119,10 @@ def cosign_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: 
 
 def notation_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime,
                      revocation: RevocationChecker | None) -> Iterator[SignerMatch]:
+    # Imported here: a cosign-only run never loads the Notation stack (envelopes, asn1crypto, botocore).
+    from .notation.manifest import MAX_ENVELOPE_BYTES, NOTATION_ARTIFACT_TYPE, signature_envelope_descriptor
+    from .notation.verify import verify_notation
+
     subject = evidence.subject_descriptor()
     reasons: list[str] = []
     found = 0

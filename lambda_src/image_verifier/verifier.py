@@ -15,19 +15,21 @@ import logging
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from .cosign.keys import CosignKeyResolver
 from .deadline import Deadline
 from .errors import ImageVerifierError, InvalidReferenceError, UnavailableError, VerificationError
 from .evidence import Evidence
-from .notation.awssigner import RevocationChecker
 from .oci import Registry
 from .platform import Platform, platform_conflict, select_platform
 from .policy import CosignKeyTrust, Policy, Rule, SignerKind, TrustedSigner
 from .reference import ImageReference, is_digest
 from .signer_checks import cosign_matches, distinct_assignment, notation_matches
 from .verdict import Decision, Outcome, SignerMatch, Verdict
+
+if TYPE_CHECKING:  # a cosign-only run never imports the Notation stack (or botocore)
+    from .notation.awssigner import RevocationChecker
 
 # Every image of a decision is verified at once up to this bound (a task definition holds at most 10
 # containers; a CLI run or a pipeline may name more). Threads mostly wait on I/O. The registry

@@ -7,7 +7,6 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import AwsUnavailableError, SignatureExpiredError, SignatureRevokedError
@@ -50,6 +49,8 @@ class CosignKeyResolver:
         if self._kms_client_for_region is None:
             raise AwsUnavailableError(f"the policy names KMS key {arn}, but no KMS client is configured")
         region = arn.split(":")[3]
+        from botocore.exceptions import BotoCoreError, ClientError  # here: a PEM-key policy never loads botocore
+
         try:
             response = self._kms_client_for_region(region).get_public_key(KeyId=arn)
         except ClientError as exc:

@@ -13,30 +13,37 @@ Example::
     result.identity  # the signing profile version ARN, or the leaf subject DN
 
 See docs/notation.md for what is verified, in which order, and what is not supported.
+
+The names below are imported on first use (PEP 562): the policy model imports a few parsers from
+the submodules, and a cosign-only run must not pay for the envelope parsers, the timestamp code
+(asn1crypto) or botocore.
 """
 
 from __future__ import annotations
 
-from .awssigner import (
-    AWS_SIGNER_ROOT_SHA256,
-    RevocationChecker,
-    SignerClient,
-    SignerRevocationChecker,
-    check_pinned_root,
-    parse_signing_profile_arn,
-)
-from .identity import parse_trusted_identities, parse_trusted_identity
-from .levels import level_named
-from .manifest import (
-    ENVELOPE_MEDIA_TYPES,
-    MAX_ENVELOPE_BYTES,
-    NOTATION_ARTIFACT_TYPE,
-    THUMBPRINT_ANNOTATION,
-    signature_envelope_descriptor,
-)
-from .trust import parse_root_certificates
-from .verify import NotationVerification, verify_notation
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+# public name -> the submodule that defines it
+_EXPORTS = {
+    "AWS_SIGNER_ROOT_SHA256": ".awssigner",
+    "RevocationChecker": ".awssigner",
+    "SignerClient": ".awssigner",
+    "SignerRevocationChecker": ".awssigner",
+    "check_pinned_root": ".awssigner",
+    "parse_signing_profile_arn": ".awssigner",
+    "parse_trusted_identities": ".identity",
+    "parse_trusted_identity": ".identity",
+    "level_named": ".levels",
+    "ENVELOPE_MEDIA_TYPES": ".manifest",
+    "MAX_ENVELOPE_BYTES": ".manifest",
+    "NOTATION_ARTIFACT_TYPE": ".manifest",
+    "THUMBPRINT_ANNOTATION": ".manifest",
+    "signature_envelope_descriptor": ".manifest",
+    "parse_root_certificates": ".trust",
+    "NotationVerification": ".verify",
+    "verify_notation": ".verify",
+}
 __all__ = [
     "AWS_SIGNER_ROOT_SHA256",
     "ENVELOPE_MEDIA_TYPES",
@@ -56,3 +63,36 @@ __all__ = [
     "signature_envelope_descriptor",
     "verify_notation",
 ]
+
+if TYPE_CHECKING:
+    from .awssigner import (
+        AWS_SIGNER_ROOT_SHA256,
+        RevocationChecker,
+        SignerClient,
+        SignerRevocationChecker,
+        check_pinned_root,
+        parse_signing_profile_arn,
+    )
+    from .identity import parse_trusted_identities, parse_trusted_identity
+    from .levels import level_named
+    from .manifest import (
+        ENVELOPE_MEDIA_TYPES,
+        MAX_ENVELOPE_BYTES,
+        NOTATION_ARTIFACT_TYPE,
+        THUMBPRINT_ANNOTATION,
+        signature_envelope_descriptor,
+    )
+    from .trust import parse_root_certificates
+    from .verify import NotationVerification, verify_notation
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

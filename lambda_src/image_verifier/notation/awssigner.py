@@ -24,7 +24,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -184,6 +183,8 @@ class SignerRevocationChecker:
         key = (profile_version_arn, job_arn, signing_time, tuple(hashes))
         if self._not_revoked.get(key, float("-inf")) > self._clock():
             return
+        from botocore.exceptions import BotoCoreError, ClientError  # here: policies without AWS Signer never load botocore
+
         try:
             response = self._client(profile_version_arn).get_revocation_status(
                 signatureTimestamp=signing_time,

@@ -209,13 +209,13 @@ class Policy:
     @property
     def warnings(self) -> tuple[str, ...]:
         """Choices that weaken verification and must be visible: the CLI prints these, the handler logs them."""
-        from ..notation.levels import effective_level, weakened_steps
-
         found = []
         for index, signer in enumerate(self.trusted_signers):
             trust = signer.trust
             if isinstance(trust, CosignKeyTrust):
                 continue
+            from ..notation.levels import effective_level, weakened_steps  # here: cosign-only policies never load it
+
             level = trust.verification_level if isinstance(trust, NotationX509Trust) else "strict"
             kind = signer.kind.value
             if isinstance(trust, NotationX509Trust) and level != "strict" and not trust.override:
