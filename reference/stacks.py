@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from constructs_lib import (
+    BreakGlassSigning,
     BreakGlassSigningKey,
     CodeBuildTrust,
     CosignSigningKey,
@@ -74,3 +77,22 @@ class BreakGlassStack(Stack):
             verifiers=[iam.AccountPrincipal(account) for account in verifier_accounts],
         )
         CfnOutput(self, "BreakGlassKeyArn", value=self.key.key_arn)
+        # The only way to sign with the key: two approvers, neither the requester (docs/constructs/break-glass-signing.md).
+        account = iam.AccountPrincipal(self.account)
+        approvers_topic = sns.Topic(self, "BreakGlassApprovers", enforce_ssl=True)
+        self.signing = BreakGlassSigning(
+            self,
+            "BreakGlassSigning",
+            key=self.key,
+            requesters=[iam.Role(self, "BreakGlassRequester", role_name="BreakGlassRequester", assumed_by=account)],
+            approvers=[iam.Role(self, "BreakGlassApprover", role_name="BreakGlassApprover", assumed_by=account)],
+            topic=approvers_topic,
+            repositories=[
+                ecr.Repository.from_repository_arn(self, f"Repository{i}", f"arn:aws:ecr:{SIGNING_ENV.region}:"
+                                                   f"{SIGNING_ENV.account}:repository/{name}")
+                for i, name in enumerate(("reference/app", "reference/worker"))
+            ],
+            alarm_topic=approvers_topic,
+        )
+        CfnOutput(self, "BreakGlassUrl", value=self.signing.url)
+        CfnOutput(self, "BreakGlassStateMachineArn", value=self.signing.state_machine_arn)

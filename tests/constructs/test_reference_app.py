@@ -114,7 +114,9 @@ def test_break_glass_key_lives_alone_in_its_own_account(reference_app):
     stack = assembly.get_stack_by_name("SignedImagesBreakGlass")
     # Then
     assert stack.environment.account == "222222222222"
-    assert {r["Type"] for r in stack.template["Resources"].values()} == {"AWS::KMS::Key", "AWS::KMS::Alias"}
+    # the key and its two-person workflow (issue 11); the workflow's signing function is the only signer
+    assert {"AWS::KMS::Key", "AWS::KMS::Alias", "AWS::StepFunctions::StateMachine"} <= {
+        r["Type"] for r in stack.template["Resources"].values()}
     key = next(iter(resources(stack.template, "AWS::KMS::Key").values()))
     assert key["Properties"]["KeySpec"] == "ECC_NIST_P256"
     assert "break-glass" in key["Properties"]["Description"]

@@ -55,10 +55,12 @@ def test_only_the_named_ci_roles_can_sign_with_the_cosign_key(facts, report):
 
 def test_retired_and_break_glass_keys_have_no_signer(facts):
     # Then
-    for alias in ("alias/reference/cosign-2024", "alias/break-glass/cosign"):
-        key = _key(facts, alias)
-        assert key.signers == () and key.allows == ()
-        assert [d.conditions for d in key.denies] == [()]
+    key = _key(facts, "alias/reference/cosign-2024")
+    assert key.signers == () and key.allows == ()
+    assert [d.conditions for d in key.denies] == [()]
+    # the break-glass key has one signer: the BreakGlassSigning workflow's signing function (issue 11)
+    glass = _key(facts, "alias/break-glass/cosign")
+    assert [s.role.ref.logical_id[:-8] for s in glass.signers] == ["BreakGlassSigningSignerRole"]
 
 
 def test_github_role_trust_shows_the_sub_patterns_and_audience(report):
@@ -134,7 +136,7 @@ def test_break_glass_path_names_the_key_and_who_can_sign(report):
     section = report["Break-glass path"]
     # Then
     assert re.search(r"`BreakGlassKey[0-9A-F]{8}` in SignedImagesBreakGlass", section)
-    assert "nobody in this assembly can sign with it (denied by DenySignToEveryoneElse)" in section
+    assert re.search(r"can sign: `BreakGlassSigningSignerRole[0-9A-F]{8}` in SignedImagesBreakGlass \(yes\)", section)
     assert "signer `BreakGlassKey` has breakGlass: true" in section
 
 
