@@ -30,13 +30,16 @@ from .admission import AdmissionController, AdmissionExemption, AdmissionMode, R
 from .break_glass import BreakGlassSigningKey
 from .break_glass_signing import BreakGlassSigning
 from .ci_roles import CiSigningRole, CodeBuildSigningRole, GitHubActionsSigningRole
+from .operations import AdmissionAlarms, AdmissionDashboard, DecisionOutcome, ImageOutcome
 from .signing_key import CosignSigningKey, ISigningKey, KeyState, SigningKeyBase, SigningKeySpec
 from .signing_profile import ISigningProfile, NotationSigningProfile, SigningProfileBase
 from .signing_rules import RegistrySigningRules, SigningRule
 from .supply_chain import CodeBuildTrust, GitHubActionsTrust, SignedImageSupplyChain
 
 __all__ = [
+    "AdmissionAlarms",
     "AdmissionController",
+    "AdmissionDashboard",
     "AdmissionExemption",
     "AdmissionMode",
     "BreakGlassSigning",
@@ -45,8 +48,10 @@ __all__ = [
     "CodeBuildSigningRole",
     "CodeBuildTrust",
     "CosignSigningKey",
+    "DecisionOutcome",
     "GitHubActionsSigningRole",
     "GitHubActionsTrust",
+    "ImageOutcome",
     "ISigningKey",
     "ISigningProfile",
     "KeyState",
