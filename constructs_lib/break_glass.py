@@ -25,7 +25,7 @@ class BreakGlassSigningKey(OwnedSigningKeyBase):
     - its stack must have an explicit account, hold no CI signing role, and that account must hold
       no CI signing role of this app (a CI role in an environment-agnostic stack counts as being there).
 
-    The approval workflow that will sign with it comes later; until then nobody can sign.
+    Nobody can sign with it until a :class:`BreakGlassSigning` workflow names its signing function.
     """
 
     _BREAK_GLASS = True
