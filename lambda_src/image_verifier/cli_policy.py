@@ -54,10 +54,32 @@ def add_policy_commands(commands: argparse._SubParsersAction, parser_class: type
     init.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the policy here (default: stdout)")
     init.add_argument("--force", action="store_true", help="overwrite --output if it exists")
 
+    notation = sub.add_parser(
+        "import-notation", help="convert a notation trust policy and trust store into a policy",
+        description="Convert a Notary Project trust policy (version 1.0, OCI or blob form) and its trust store "
+                    "folder into this project's policy, or refuse, naming the field and why it cannot be "
+                    "expressed faithfully. Notes on differences go to stderr (docs/notation.md).",
+    )
+    notation.add_argument("trust_policy", type=Path, metavar="TRUSTPOLICY.json", help="the notation trust policy")
+    notation.add_argument("--truststore", required=True, type=Path, metavar="DIR",
+                          help="the trust store folder that holds x509/{ca,signingAuthority,tsa}/<name>/")
+    notation.add_argument("--registry-map", action="append", default=[], metavar="FROM=TO",
+                          help="use registry host TO where a scope names FROM, e.g. a mirror (repeatable)")
+    notation.add_argument("--failure-mode", choices=("block", "audit"), default="block",
+                          help="the policy's failureMode; 'audit' is needed to import level audit (default %(default)s)")
+    notation.add_argument("--skip-as-exemption-until", metavar="TIME", default=None,
+                          help="import level skip statements as exemptions that expire at TIME (RFC 3339, e.g. "
+                               "2027-01-31T00:00:00Z); without it, skip is refused")
+    notation.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the policy here (default: stdout)")
+    notation.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+
 
 def run_policy_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.policy_command == "validate":
         return _validate(args.files, as_json=args.json, out=out, err=err)
+    if args.policy_command == "import-notation":
+        from .cli_notation_import import import_notation_command
+        return import_notation_command(args, out, err)
     return _init(args, out, err)
 
 
