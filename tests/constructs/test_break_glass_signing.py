@@ -5,8 +5,10 @@ CloudTrail event, cdk-nag and cfn-lint clean."""
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,3 +287,18 @@ def test_rejects_approvers_when_one_is_an_account_principal():
     with pytest.raises(ValueError, match="an approver must be an IAM role or user"):
         BreakGlassSigning(stack, "S", key=key, requesters=[role], approvers=[iam.AccountPrincipal(ACCOUNT)],
                           topic=sns.Topic(stack, "T"))
+
+
+def test_both_functions_run_entry_points_of_the_one_bundled_runtime(synthesized):
+    # Given the two functions of the workflow
+    _app, assembly, _stack, _signing, template = synthesized
+    functions = list(resources(template, "AWS::Lambda::Function").values())
+    # Then they share one asset (the runtime package), and each handler is a function in it
+    [s3_key] = {f["Properties"]["Code"]["S3Key"] for f in functions}
+    asset = Path(assembly.directory) / f"asset.{s3_key.removesuffix('.zip')}"
+    for function in functions:
+        module, _, name = function["Properties"]["Handler"].rpartition(".")
+        assert (asset / (module.replace(".", "/") + ".py")).is_file(), module
+        assert callable(getattr(importlib.import_module(module), name))
+    assert sorted(f["Properties"]["Handler"] for f in functions) == [
+        "image_verifier.break_glass.signer.lambda_handler", "image_verifier.break_glass.url_handler.lambda_handler"]
