@@ -169,6 +169,9 @@ def test_rejects_request_when_image_is_not_one_exact_digest(image, message):
     ("ticket", "", "needs a ticket"),
     ("reason", "x" * 1001, "at most 1000"),
     ("request_id", "has space", "must be 1-80 letters"),
+    # regression: the pattern once read "0-9-_" (a range from '9' to '_') and let ':' '@' '[' through
+    ("request_id", "bg:1", "must be 1-80 letters"),
+    ("request_id", "bg@1", "must be 1-80 letters"),
 ])
 def test_rejects_request_when_a_field_is_missing_or_too_long(field, value, message):
     props = {"request_id": "r1", "image": IMAGE, "reason": "why", "ticket": "INC-1", "requester": ALICE, "now": NOW,

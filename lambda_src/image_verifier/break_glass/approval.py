@@ -28,7 +28,7 @@ REQUIRED_APPROVALS = 2  # "two people": the minimum, and the default of the cons
 MAX_REASON_CHARS = 1000  # a reason is a sentence or two; the whole state must fit a task output (256 KiB)
 MAX_TICKET_CHARS = 128
 MAX_COMMENT_CHARS = 500
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9-_]{1,80}")  # a Step Functions execution name
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,80}")  # a Step Functions execution name
 
 _ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::([0-9]{12}):assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})")
 _USER = re.compile(r"arn:(aws[a-z-]*):iam::([0-9]{12}):user/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
