@@ -120,3 +120,29 @@ def test_break_glass_key_lives_alone_in_its_own_account(reference_app):
     key = next(iter(resources(stack.template, "AWS::KMS::Key").values()))
     assert key["Properties"]["KeySpec"] == "ECC_NIST_P256"
     assert "break-glass" in key["Properties"]["Description"]
+
+
+def test_reference_ci_roles_push_and_so_sign_through_the_profile_and_the_admission_account_reads_the_key(reference_app):
+    # Given the signing stack of the reference app (ECR managed signing signs with the pusher's identity)
+    app, assembly = reference_app
+    template = assembly.get_stack_by_name("SignedImagesSigning").template
+    profile_id = next(iter(resources(template, "AWS::Signer::SigningProfile")))
+    granted = {}
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for role in policy["Properties"]["Roles"]:
+                granted.setdefault(role["Ref"], []).append((actions, statement["Resource"]))
+    # Then each CI role may push to the repositories and call signer:SignPayload on the chain's profile
+    ci_roles = [r for r in granted if "GitHubActionsRole" in r or "CodeBuildRole" in r]
+    assert len(ci_roles) == 2
+    for role in ci_roles:
+        assert any("ecr:PutImage" in actions for actions, _ in granted[role])
+        assert (["signer:SignPayload"], {"Fn::GetAtt": [profile_id, "Arn"]}) in granted[role]
+    # and the policies of the cosign key and the retired key let the admission account read their public keys
+    # (the key policies do not delegate to IAM, so the hook's own permission would not be enough)
+    keys = resources(template, "AWS::KMS::Key").values()
+    assert len(keys) == 2
+    for key in keys:
+        assert any("kms:GetPublicKey" in s["Action"] and "111111111111" in str(s["Principal"])
+                   for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Allow")
