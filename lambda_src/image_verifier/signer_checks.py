@@ -99,7 +99,8 @@ def cosign_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: 
             if layer is None:
                 continue  # another kind of referrer (an SBOM, a Notation signature)
             bundle = evidence.blob(layer, max_bytes=MAX_BUNDLE_BYTES)
-            verify_bundle(bundle, key=key, subject_digest=evidence.digest, required_annotations=rule.required_annotations)
+            verify_bundle(bundle, key=key, subject_digest=evidence.digest, required_annotations=rule.required_annotations,
+                          expected_reference=expected_reference)
         except VerificationError as exc:
             reasons.append(f"bundle {referrer.digest}: {exc}")
             continue

@@ -3,6 +3,12 @@
 The bundle's DSSE envelope signs an in-toto Statement; its subject digest must be the image's.
 Transparency-log entries in the bundle are not required (DESIGN §4: private KMS keys usually sign
 without one) and are not trusted for anything.
+
+A rule's `matchDockerReference` needs the signed content to name the repository. cosign v3 writes
+the statement's subject with a digest (and the `-a` annotations) but no `name`
+(`cmd/cosign/cli/sign/sign.go` `signDigestBundle`), so such a bundle cannot prove where the image
+was meant to live, and under that rule it does not count (fail closed). A subject that does carry a
+`name` (other producers) is compared like the legacy payload's `docker-reference`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Mapping
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import SignatureIntegrityError
+from ..errors import InvalidReferenceError, SignatureIdentityError, SignatureIntegrityError
 from .._json import strict_json_loads
 from ..oci import Descriptor, Manifest
 from ..policy.keys import hash_for
@@ -47,8 +53,12 @@ def verify_bundle(
     key: ec.EllipticCurvePublicKey,
     subject_digest: str,
     required_annotations: Mapping[str, str] | None = None,
+    expected_reference: str | None = None,
 ) -> Mapping[str, str]:
-    """Verify a bundle for `subject_digest`; return the annotations of the matching subject."""
+    """Verify a bundle for `subject_digest`; return the annotations of the matching subject.
+
+    `expected_reference` (a rule's matchDockerReference): the subject's `name` must be that
+    `registry/repository`; a subject without a name is refused (see the module docstring)."""
     bundle = strict_json_loads(raw, what="the sigstore bundle")
     if not isinstance(bundle, dict) or bundle.get("mediaType") != BUNDLE_MEDIA_TYPE:
         found = bundle.get("mediaType") if isinstance(bundle, dict) else None
@@ -73,12 +83,12 @@ def verify_bundle(
             continue
     else:
         raise SignatureIntegrityError(f"the bundle's DSSE signature does not verify with this key for {subject_digest}")
-    annotations = _subject_annotations(body, subject_digest)
+    annotations = _subject_annotations(body, subject_digest, expected_reference)
     check_required_annotations(annotations, required_annotations or {})
     return annotations
 
 
-def _subject_annotations(body: bytes, subject_digest: str) -> Mapping[str, str]:
+def _subject_annotations(body: bytes, subject_digest: str, expected_reference: str | None) -> Mapping[str, str]:
     statement = strict_json_loads(body, what="the in-toto statement")
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
         raise SignatureIntegrityError(f"the DSSE payload is not an in-toto {STATEMENT_TYPE} statement")
@@ -91,8 +101,27 @@ def _subject_annotations(body: bytes, subject_digest: str) -> Mapping[str, str]:
     for subject in subjects if isinstance(subjects, list) else []:
         digests = subject.get("digest") if isinstance(subject, dict) else None
         if isinstance(digests, dict) and digests.get(algorithm) == hex_digest:
+            if expected_reference is not None:
+                _check_subject_name(subject.get("name"), expected_reference)
             annotations = subject.get("annotations") or {}
             if not isinstance(annotations, dict):
                 raise SignatureIntegrityError("the statement subject's annotations are not an object")
             return {k: v if isinstance(v, str) else str(v) for k, v in annotations.items()}
     raise SignatureIntegrityError(f"the statement does not name {subject_digest} as its subject (copied signature?)")
+
+
+def _check_subject_name(name: object, expected_reference: str) -> None:
+    if name is None:
+        raise SignatureIdentityError(
+            f"the rule requires the signature to name {expected_reference!r} (matchDockerReference), but this "
+            "bundle's in-toto subject names no repository (cosign v3 signs only the digest); sign with cosign's "
+            "legacy format (--new-bundle-format=false) or drop matchDockerReference from the rule"
+        )
+    from ..reference import ImageReference
+
+    try:
+        named = ImageReference.parse(name).name if isinstance(name, str) else None
+    except InvalidReferenceError:
+        named = None
+    if named != expected_reference:
+        raise SignatureIdentityError(f"the bundle's subject names {name!r}, but the rule requires {expected_reference!r}")
