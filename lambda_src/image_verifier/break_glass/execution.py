@@ -8,6 +8,7 @@ function URL handler sent. Nothing else stores a request, so what the history sa
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +34,23 @@ def execution_arn(state_machine_arn: str, request_id: str) -> str:
     return f"{prefix}:execution:{name}:{request_id}"
 
 
-def _call(states: Any, operation: str, **params: Any) -> Any:
+def call_aws(client: Any, operation: str, *, refusals: Mapping[str, str] | None = None, **params: Any) -> Any:
+    """Call ``client.<operation>``: an error code in ``refusals`` is an ApprovalError with that message
+    (the caller's mistake, or the request's state), any other AWS error is AwsUnavailableError."""
     try:
-        return getattr(states, operation)(**params)
+        return getattr(client, operation)(**params)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ExecutionDoesNotExist":
-            raise ApprovalError(f"no break-glass request {params.get('executionArn')}; check the request id") from exc
-        raise AwsUnavailableError(f"states:{operation} failed: {code}: {exc}") from exc
+        if refusals and code in refusals:
+            raise ApprovalError(refusals[code]) from exc
+        raise AwsUnavailableError(f"{operation} failed: {code}: {exc}") from exc
     except BotoCoreError as exc:
-        raise AwsUnavailableError(f"states:{operation} failed: {exc}") from exc
+        raise AwsUnavailableError(f"{operation} failed: {exc}") from exc
+
+
+def _call(states: Any, operation: str, **params: Any) -> Any:
+    missing = f"no break-glass request {params.get('executionArn')}; check the request id"
+    return call_aws(states, operation, refusals={"ExecutionDoesNotExist": missing}, **params)
 
 
 def _newest_events(states: Any, arn: str) -> list[dict[str, Any]]:

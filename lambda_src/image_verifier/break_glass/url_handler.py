@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ..errors import AwsUnavailableError
 from .approval import (
     REQUIRED_APPROVALS,
@@ -36,7 +34,7 @@ from .approval import (
     Status,
 )
 from .audit import audit_record, stdout_writer
-from .execution import execution_arn, pending_task
+from .execution import call_aws, execution_arn, pending_task
 
 STATE_MACHINE_ENV = "BREAK_GLASS_STATE_MACHINE_ARN"
 APPROVERS_ENV = "BREAK_GLASS_APPROVER_ARNS"
@@ -196,30 +194,17 @@ def _caller_and_body(event: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _call(client: Any, operation: str, **params: Any) -> Any:
-    try:
-        return getattr(client, operation)(**params)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ExecutionAlreadyExists":
-            raise ApprovalError(f"a request named {params.get('name')} exists already; send it again") from exc
-        raise AwsUnavailableError(f"{operation} failed: {code}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise AwsUnavailableError(f"{operation} failed: {exc}") from exc
+    exists = f"a request named {params.get('name')} exists already; send it again"
+    return call_aws(client, operation, refusals={"ExecutionAlreadyExists": exists}, **params)
+
+
+# Another vote (or the time limit) ended this wait first: nothing was recorded for this one.
+_STALE = ("the request changed while you voted (another vote or its expiry came first); run status and vote again "
+          "if it is still pending")
 
 
 def _complete(states: Any, operation: str, **params: Any) -> None:
-    try:
-        states_call = getattr(states, operation)
-        states_call(**params)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _STALE_TOKEN_ERRORS:
-            # Another vote (or the time limit) ended this wait first: nothing was recorded for this one.
-            raise ApprovalError("the request changed while you voted (another vote or its expiry came first); "
-                                "run status and vote again if it is still pending") from exc
-        raise AwsUnavailableError(f"{operation} failed: {code}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise AwsUnavailableError(f"{operation} failed: {exc}") from exc
+    call_aws(states, operation, refusals=dict.fromkeys(_STALE_TOKEN_ERRORS, _STALE), **params)
 
 
 def _response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
