@@ -176,3 +176,26 @@ def test_approval_step_notifies_approvers_without_the_task_token(clients):
     message = captured[0]["Message"]
     assert "waits for 1 more approval" in message and IMAGE in message
     assert "secret-token" not in message
+
+
+def test_settings_are_read_from_the_environment_the_construct_sets():
+    env = {"BREAK_GLASS_STATE_MACHINE_ARN": STATE_MACHINE, "BREAK_GLASS_APPROVER_ARNS": json.dumps([APPROVER_ROLE]),
+           "BREAK_GLASS_REQUESTER_ARNS": json.dumps([REQUESTER_ROLE]), "BREAK_GLASS_APPROVAL_TIMEOUT_SECONDS": "1800",
+           "BREAK_GLASS_REQUIRED_APPROVALS": "3", "BREAK_GLASS_TOPIC_ARN": TOPIC}
+    settings = EndpointSettings.from_env(env)
+    assert (settings.approvers, settings.requesters) == ((APPROVER_ROLE,), (REQUESTER_ROLE,))
+    assert (settings.timeout_seconds, settings.required_approvals) == (1800, 3)
+
+
+def test_rejects_endpoint_settings_when_the_state_machine_is_missing():
+    with pytest.raises(ValueError, match="needs BREAK_GLASS_STATE_MACHINE_ARN"):
+        EndpointSettings.from_env({"BREAK_GLASS_APPROVER_ARNS": "[]"})
+
+
+def test_rejects_signer_settings_when_approvers_are_not_a_json_list():
+    from image_verifier.break_glass.signer import SignerSettings
+
+    env = {"BREAK_GLASS_KEY_ARN": "arn:aws:kms:us-east-1:222222222222:key/k", "BREAK_GLASS_APPROVER_ARNS": '"x"',
+           "BREAK_GLASS_STATE_MACHINE_ARN": STATE_MACHINE}
+    with pytest.raises(ValueError, match="must be a JSON list of role or user ARNs"):
+        SignerSettings.from_env(env)
