@@ -27,9 +27,10 @@ from aws_cdk import (
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs_lib import BreakGlassSigningKey
+from constructs_lib import AdmissionAlarms, AdmissionDashboard, BreakGlassSigningKey
 from constructs_lib.admission import AdmissionController, RequireImageAdmission
 
 from .stacks import SIGNING_ENV, SigningStack
@@ -56,9 +57,12 @@ class AdmissionStack(Stack):
             self, "Admission",
             supply_chains=[chain],  # its AWS Signer profile (ECR managed signing), cosign key and repositories
             signing_keys=[signing.retired_key, break_glass],
+            # The gate's alarms go to the operators' topic (docs/operations.md, "Alarms and runbooks").
+            alarms=AdmissionAlarms(topic=sns.Topic(self, "GateAlarms", enforce_ssl=True)),
         )
         self.service = self._sample_service(chain.repositories[0])
         self.admission.protect(self.service)
+        AdmissionDashboard(self, "GateDashboard", controller=self.admission)
         Aspects.of(self).add(RequireImageAdmission())
 
     @property
