@@ -379,3 +379,18 @@ def test_operated_gate_is_clean_under_cdk_nag_and_cfn_lint(operated):
     assert [f for f in nag_findings(app) if _mine(f)] == []
     # And the template has no cfn-lint error
     assert lint_errors(template) == []
+
+
+# --- the reference app -----------------------------------------------------------------------------
+
+def test_reference_app_alarms_on_its_gate_and_has_its_dashboard(reference_app):
+    _, assembly = reference_app
+    template = assembly.get_stack_by_name("SignedImagesAdmission").template
+    # Then the gate's alarms (and the service's NotCalled) go to the app's own topic, and the dashboard exists
+    topic = _topic_ref(template)
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert {re.sub(r"[0-9A-F]{8}$", "", k) for k in alarms} >= {
+        "AdmissionAlarmsErrors", "AdmissionAlarmsThrottles", "AdmissionAlarmsDuration", "AdmissionAlarmsUnavailable",
+        "AdmissionAlarmsRejections", "AdmissionAlarmsHandlerErrors", "ServiceAdmissionNotCalled"}
+    assert all(a["Properties"]["AlarmActions"] == [topic] for a in alarms.values())
+    assert len(resources(template, "AWS::CloudWatch::Dashboard")) == 1
