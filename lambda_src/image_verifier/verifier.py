@@ -35,8 +35,10 @@ if TYPE_CHECKING:  # a cosign-only run never imports the Notation stack (or boto
 # containers; a CLI run or a pipeline may name more). Threads mostly wait on I/O. The registry
 # connection pool (registry/_transport.py, POOL_CONNECTIONS_PER_HOST) is sized to match.
 MAX_PARALLEL_IMAGES = 64
-FETCHES_PER_IMAGE = 3  # fetch threads per image: subject manifest, cosign .sig tag, referrers listing
-REQUESTS_AT_ONCE_PER_IMAGE = FETCHES_PER_IMAGE + 1  # the referrers tag lookup runs beside the API call
+FETCHES_PER_IMAGE = 2  # fetch threads per image: the cosign .sig tag and the referrers listing
+# Sent at once per image: those two, the subject manifest (read by the image's own thread) and the
+# referrers tag lookup (its own thread, beside the API call).
+REQUESTS_AT_ONCE_PER_IMAGE = FETCHES_PER_IMAGE + 2
 DEADLINE_GRACE_SECONDS = 0.25  # lets a call that fails at the deadline give its own, more precise reason
 logger = logging.getLogger(__name__)
 
@@ -194,7 +196,8 @@ class ImageVerifier:
     def _evidence_kinds(self, rule: Rule) -> tuple[bool, bool]:
         """Which signature evidence the rule's signers read: (cosign `.sig` tag, referrers listing)."""
         kinds = {self.policy.signer(name).kind for name in rule.signer_names}
-        return SignerKind.COSIGN_KEY in kinds, any(k is not SignerKind.COSIGN_KEY for k in kinds)
+        cosign_kinds = {SignerKind.COSIGN_KEY, SignerKind.COSIGN_KEYLESS}  # `.sig` first, referrers only if needed
+        return bool(kinds & cosign_kinds), bool(kinds - cosign_kinds)
 
     def _platform_problem(self, request: ImageRequest, digest: str, rule: Rule, target: Evidence) -> Verdict | None:
         """The verdict when the platform's manifest cannot be read or is not an image manifest."""
@@ -248,6 +251,10 @@ class ImageVerifier:
     def _matches(self, signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime) -> Iterator[SignerMatch]:
         if signer.kind is SignerKind.COSIGN_KEY:
             return cosign_matches(signer, rule, evidence, self._cosign_keys, now)
+        if signer.kind is SignerKind.COSIGN_KEYLESS:  # judged at the log's time, not `now`; imported when used
+            from .cosign.keyless.matches import keyless_matches
+
+            return keyless_matches(signer, rule, evidence)
         return notation_matches(signer, rule, evidence, now, self._revocation)
 
     def _keys_valid_until(self, matches: list[SignerMatch]) -> datetime | None:

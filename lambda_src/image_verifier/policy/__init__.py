@@ -5,6 +5,7 @@ from __future__ import annotations
 from .model import (
     POLICY_VERSION,
     AwsSignerTrust,
+    CosignKeylessTrust,
     CosignKeyTrust,
     Exemption,
     KeyState,
@@ -21,6 +22,7 @@ __all__ = [
     "POLICY_VERSION",
     "AwsSignerTrust",
     "CosignKeyTrust",
+    "CosignKeylessTrust",
     "Exemption",
     "ImagePattern",
     "KeyState",

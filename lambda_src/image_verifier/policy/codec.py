@@ -11,10 +11,12 @@ from ..errors import PolicyError
 from ..reference import is_digest
 from ._reader import Node
 from .keys import key_id, load_cosign_public_key, validate_cosign_public_key
+from .keyless_fields import cosign_keyless_document, cosign_keyless_trust
 from .notation_fields import aws_signer_document, aws_signer_trust, notation_x509_document, notation_x509_trust
 from .model import (
     POLICY_VERSION,
     AwsSignerTrust,
+    CosignKeylessTrust,
     CosignKeyTrust,
     Exemption,
     KeyState,
@@ -78,7 +80,7 @@ def _refuse_audit_level_when_blocking(signers: tuple[TrustedSigner, ...], failur
         return
     for index, signer in enumerate(signers):
         trust = signer.trust
-        if isinstance(trust, CosignKeyTrust):
+        if isinstance(trust, (CosignKeyTrust, CosignKeylessTrust)):
             continue
         body = node.child(index).child(signer.kind.value)
         if trust.override.get("authenticity") == "log":
@@ -144,14 +146,17 @@ def _refuse_shared_keys(signers: tuple[TrustedSigner, ...], node: Node) -> None:
 
 
 def _signer(node: Node) -> TrustedSigner:
-    node.object(required=("name",), optional=("cosignKey", "awsSigner", "notationX509"))
+    node.object(required=("name",), optional=("cosignKey", "awsSigner", "notationX509", "cosignKeyless"))
     name = node.child("name").string(pattern=_NAME, hint="use 1-64 letters, digits, '.', '_' or '-'")
-    kinds = [k for k in ("cosignKey", "awsSigner", "notationX509") if node.has(k)]
+    kinds = [k for k in ("cosignKey", "awsSigner", "notationX509", "cosignKeyless") if node.has(k)]
     if len(kinds) != 1:
-        raise node.fail("a trusted signer needs exactly one of 'cosignKey', 'awsSigner' or 'notationX509'")
+        raise node.fail("a trusted signer needs exactly one of 'cosignKey', 'awsSigner', 'notationX509' or "
+                        "'cosignKeyless'")
     body = node.child(kinds[0])
     if kinds[0] == "cosignKey":
         return TrustedSigner(name=name, trust=_cosign_key(body))
+    if kinds[0] == "cosignKeyless":
+        return TrustedSigner(name=name, trust=cosign_keyless_trust(body))
     trust = aws_signer_trust(body) if kinds[0] == "awsSigner" else notation_x509_trust(body)
     return TrustedSigner(name=name, trust=trust)
 
@@ -300,6 +305,8 @@ def _signer_document(signer: TrustedSigner) -> dict[str, Any]:
         return {"name": signer.name, "cosignKey": body}
     if isinstance(trust, AwsSignerTrust):
         return {"name": signer.name, "awsSigner": aws_signer_document(trust)}
+    if isinstance(trust, CosignKeylessTrust):
+        return {"name": signer.name, "cosignKeyless": cosign_keyless_document(trust)}
     assert isinstance(trust, NotationX509Trust)
     return {"name": signer.name, "notationX509": notation_x509_document(trust)}
 

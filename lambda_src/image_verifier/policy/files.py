@@ -2,7 +2,9 @@
 
 A policy file may say `"publicKeyPemFile": "keys/ci.pub"` (cosign keys) or
 `"rootCertificateFiles": ["roots/acme.pem"]` (notationX509 and awsSigner) where the inline form is
-`publicKeyPem` / `rootCertificates`. Paths are relative to the policy file. `load_policy_file`
+`publicKeyPem` / `rootCertificates`, and a keyless signer may say `"trustedRootFile":
+"sigstore/trusted_root.json"` where the inline form is `trustedRoot` (a JSON file, read as strictly
+as the policy). Paths are relative to the policy file. `load_policy_file`
 reads the files, replaces each file field with its inline form and then parses the document with
 `Policy.from_json`, so the model, its hash and the Lambda only ever see inline PEM (the constructs
 inline keys themselves and never write file fields).
@@ -87,6 +89,10 @@ def _inline_signer(signer: Any, path: str, base_dir: Path, errors: list[PolicyEr
     if not isinstance(signer, dict):
         return signer
     result = dict(signer)
+    keyless = signer.get("cosignKeyless")
+    if isinstance(keyless, dict) and "trustedRootFile" in keyless:
+        result["cosignKeyless"] = _inline_json(keyless, f"{path}.cosignKeyless", "trustedRootFile", "trustedRoot",
+                                               base_dir, errors)
     for kind, fields in FILE_FIELDS.items():
         body = signer.get(kind)
         if isinstance(body, dict) and any(f.file_key in body for f in fields):
@@ -111,6 +117,29 @@ def _inline_body(body: dict[str, Any], path: str, fields: tuple[FileField, ...],
                 result[field.inline_key] = _read_one(value, field, field_path, base_dir)
         except PolicyError as exc:
             errors.append(exc)
+    return result
+
+
+def _inline_json(body: dict[str, Any], path: str, file_key: str, inline_key: str, base_dir: Path,
+                 errors: list[PolicyError]) -> dict[str, Any]:
+    """`body` with the JSON file that `file_key` names read into `inline_key` (a trusted_root.json)."""
+    result = dict(body)
+    value = result.pop(file_key)
+    field_path = f"{path}.{file_key}"
+    try:
+        if inline_key in body:
+            raise PolicyError(field_path, f"give one of {inline_key!r} or {file_key!r}, not both")
+        if not isinstance(value, str) or not value:
+            raise PolicyError(field_path, "expected a file path (a non-empty string), relative to the policy file")
+        try:
+            result[inline_key] = read_policy_document(base_dir / value)
+        except OSError as exc:
+            raise PolicyError(field_path, f"cannot read {value!r} ({base_dir / value}): "
+                                          f"{exc.strerror or type(exc).__name__}") from exc
+        except PolicyError as exc:  # the strict reader's complaint is about this file, not the policy
+            raise PolicyError(field_path, f"{value!r}: {exc.message}") from exc
+    except PolicyError as exc:
+        errors.append(exc)
     return result
 
 

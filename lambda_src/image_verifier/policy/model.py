@@ -36,6 +36,7 @@ class SignerKind(StrEnum):
     COSIGN_KEY = "cosignKey"
     AWS_SIGNER = "awsSigner"
     NOTATION_X509 = "notationX509"
+    COSIGN_KEYLESS = "cosignKeyless"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +77,23 @@ class NotationX509Trust:
     override: Mapping[str, str] = field(default_factory=dict)  # per-step actions over the level
 
 
-SignerTrust = CosignKeyTrust | AwsSignerTrust | NotationX509Trust
+@dataclass(frozen=True, kw_only=True)
+class CosignKeylessTrust:
+    """cosign keyless (Fulcio certificate + Rekor entry) for one OIDC identity, verified offline.
+
+    Issuer and subject are each exact or a regular expression (fullmatch); `trusted_root` is
+    Sigstore's trusted_root.json as canonical JSON text (cosign/keyless/trusted_root.py).
+    """
+
+    trusted_root: str
+    issuer: str | None = None
+    issuer_regexp: str | None = None
+    subject: str | None = None
+    subject_regexp: str | None = None
+    ignore_sct: bool = False  # cosign --insecure-ignore-sct: for a private Fulcio without a CT log
+
+
+SignerTrust = CosignKeyTrust | AwsSignerTrust | NotationX509Trust | CosignKeylessTrust
 
 # What a Notation verification level below `strict` logs instead of enforcing (notation/levels.py).
 LOGGED_FAILURES = {
@@ -98,6 +115,8 @@ class TrustedSigner:
             return SignerKind.COSIGN_KEY
         if isinstance(self.trust, AwsSignerTrust):
             return SignerKind.AWS_SIGNER
+        if isinstance(self.trust, CosignKeylessTrust):
+            return SignerKind.COSIGN_KEYLESS
         return SignerKind.NOTATION_X509
 
     @property
@@ -212,7 +231,7 @@ class Policy:
         found = []
         for index, signer in enumerate(self.trusted_signers):
             trust = signer.trust
-            if isinstance(trust, CosignKeyTrust):
+            if isinstance(trust, (CosignKeyTrust, CosignKeylessTrust)):
                 continue
             from ..notation.levels import effective_level, weakened_steps  # here: cosign-only policies never load it
 
