@@ -23,6 +23,7 @@ from image_verifier.break_glass.approval import (
     Caller,
     Status,
 )
+from image_verifier.break_glass.url_handler import ApprovalEndpoint, EndpointSettings
 
 from constructs_lib import BreakGlassSigning, BreakGlassSigningKey, CosignSigningKey
 from tests.constructs.checks import (
@@ -302,3 +303,103 @@ def test_both_functions_run_entry_points_of_the_one_bundled_runtime(synthesized)
         assert callable(getattr(importlib.import_module(module), name))
     assert sorted(f["Properties"]["Handler"] for f in functions) == [
         "image_verifier.break_glass.signer.lambda_handler", "image_verifier.break_glass.url_handler.lambda_handler"]
+
+
+# -- the synthesized definition, walked with the real approval endpoint --------------------------
+class _Execution:
+    """A small, explicit stand-in for one Step Functions execution of the synthesized definition: it
+    follows Task/Choice/Fail/Succeed states and answers the endpoint's four Step Functions calls."""
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self.definition, self.data, self.pending, self.ended = definition, None, None, None
+        self.history: list[str] = []
+
+    # the Step Functions client the endpoint uses
+    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
+        self.data = json.loads(input)
+        self._run(self.definition["StartAt"])
+        return {"executionArn": name}
+
+    def describe_execution(self, *, executionArn: str) -> dict[str, Any]:
+        return {"status": "RUNNING" if self.ended is None else "FAILED", "name": "bg-1"}
+
+    def get_execution_history(self, **_: Any) -> dict[str, Any]:
+        parameters = json.dumps({"Payload": self.pending})
+        return {"events": [{"type": "TaskScheduled", "taskScheduledEventDetails": {"parameters": parameters}}]}
+
+    def send_task_success(self, *, taskToken: str, output: str) -> None:
+        self.data = json.loads(output)
+        self._run(self.definition["States"]["AwaitApproval"]["Next"])
+
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:
+        self._catch("AwaitApproval", error)
+
+    def expire(self) -> None:
+        self._catch("AwaitApproval", "States.Timeout")
+
+    def _catch(self, name: str, error: str) -> None:
+        [target] = [c["Next"] for c in self.definition["States"][name]["Catch"] if error in c["ErrorEquals"]]
+        self._run(target)
+
+    def _run(self, name: str) -> None:
+        while True:
+            self.history.append(name)
+            state = self.definition["States"][name]
+            if state["Type"] in ("Fail", "Succeed"):
+                self.ended = state.get("Error", "Succeeded")
+                return
+            if state["Type"] == "Choice":
+                [choice] = state["Choices"]
+                value = self.data[choice["Variable"].removeprefix("$.")]
+                name = choice["Next"] if value == choice["StringEquals"] else state["Default"]
+                continue
+            if state["Resource"].endswith("waitForTaskToken"):
+                self.pending = {"taskToken": "token", "state": self.data["state"]}
+                return  # waits for a vote
+            self.ended = "reached " + name  # the signing step: what the test wants to know
+            return
+
+
+def _walk(synthesized, votes: list[tuple[str, str, str]], *, expire: bool = False) -> _Execution:
+    _app, _assembly, _stack, _signing, template = synthesized
+    execution = _Execution(_definition(template))
+    env = _function_env(template, "url_handler.lambda_handler")
+    settings = EndpointSettings(state_machine_arn=f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:m",
+                                approvers=(f"arn:aws:iam::{ACCOUNT}:role/BreakGlassApprover",),
+                                requesters=(f"arn:aws:iam::{ACCOUNT}:role/BreakGlassRequester",),
+                                timeout_seconds=int(env["BREAK_GLASS_APPROVAL_TIMEOUT_SECONDS"]),
+                                required_approvals=int(env["BREAK_GLASS_REQUIRED_APPROVALS"]), topic_arn="t")
+    endpoint = ApprovalEndpoint(settings=settings, states=execution, sns=None, write=lambda record: None,
+                                clock=lambda: 1_800_000_000, new_request_id=lambda: "bg-1")
+    answers = []
+    for role, person, action in [("BreakGlassRequester", "alice", "request"), *votes]:
+        body = {"action": action, "requestId": "bg-1", "image": IMAGE, "reason": "hotfix", "ticket": "INC-1"}
+        event = {"body": json.dumps(body), "requestContext": {"http": {"method": "POST"}, "authorizer": {"iam": {
+            "userArn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{person}"}}}}
+        answers.append(endpoint.handle(event)["statusCode"])
+    if expire:
+        execution.expire()
+    execution.answers = answers
+    return execution
+
+
+def test_walked_definition_signs_only_after_two_distinct_people_other_than_the_requester_approve(synthesized):
+    # When the requester, then the same approver twice, then a second person approve
+    execution = _walk(synthesized, [("BreakGlassApprover", "alice", "approve"), ("BreakGlassApprover", "bob", "approve"),
+                                    ("BreakGlassApprover", "bob", "approve"), ("BreakGlassApprover", "carol", "approve")])
+    # Then only the last vote reaches the signing step
+    assert execution.answers == [201, 409, 200, 409, 200]
+    assert execution.ended == "reached Sign"
+    assert execution.history.count("AwaitApproval") == 2
+
+
+def test_walked_definition_expires_a_request_with_one_approval(synthesized):
+    execution = _walk(synthesized, [("BreakGlassApprover", "bob", "approve")], expire=True)
+    assert execution.ended == "BreakGlass.Expired"
+    assert "Sign" not in execution.history
+
+
+def test_walked_definition_ends_rejected_when_an_approver_rejects_after_an_approval(synthesized):
+    execution = _walk(synthesized, [("BreakGlassApprover", "bob", "approve"), ("BreakGlassApprover", "carol", "reject")])
+    assert execution.ended == "BreakGlass.Rejected"
+    assert "Sign" not in execution.history
