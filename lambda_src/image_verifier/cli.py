@@ -126,6 +126,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     review.add_argument("cdk_out", type=Path, metavar="CDK_OUT_DIR", help="the cdk.out/ directory of `cdk synth`")
     review.add_argument("-o", "--output", type=Path, default=None, metavar="REPORT.md",
                         help="where to write the Markdown report (default: CDK_OUT_DIR/review.md)")
+
+    from .cli_inventory import add_inventory_command  # the deployable inventory (issue 14)
+    add_inventory_command(commands, _Parser)
     return parser
 
 
@@ -155,6 +158,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _verify(args, out, err)
         if args.command == "policy":
             return run_policy_command(args, out, err)
+        if args.command == "inventory":
+            from .cli_inventory import run_inventory
+            return run_inventory(args, out, err)
         return _sign(args, out, err)
     except PolicyError as exc:
         source = getattr(args, "policy", None)
