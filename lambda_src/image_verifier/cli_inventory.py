@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from .inventory import InventoryRow
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
+EXIT_CODES_EPILOG = """exit codes:
+  0  the inventory was produced, whatever the verdicts (a report, not a gate)
+  1  (not used by inventory)
+  2  usage or policy error: the message names the bad argument or policy field
+  3  the repository could not be listed (registry or ECR unreachable)"""
 MAX_LAST = 100  # rows per inventory: each is one verification (inventory.collect_inventory enforces it)
 
 
@@ -34,6 +39,7 @@ def add_inventory_command(commands: argparse._SubParsersAction, parser_class: ty
                     "policy: which images can be rolled forward or back to. ECR repositories are listed with "
                     "ecr:DescribeImages by push time; other registries by their tag list, in the registry's order "
                     "(a tag list has no push time).",
+        epilog=EXIT_CODES_EPILOG,
     )
     inventory.add_argument("repository", metavar="REPOSITORY", help="registry/repository, without a tag or digest")
     inventory.add_argument("--last", type=int, default=10, metavar="N",
