@@ -42,10 +42,12 @@ class Evidence:
                  executor: Executor | None, cosign: bool, notation: bool) -> Evidence:
         """Evidence whose subject manifest is still to be read: it is fetched together with the
         signature evidence the rule's signers will read (`cosign`: the `.sig` tag; `notation`: the
-        referrers), instead of before it. `subject` waits for it (and raises what `fetch_subject` raised)."""
+        referrers), instead of before it. Those lookups start now, on the executor; the manifest is
+        read by the first caller of `subject` in its own thread (one thread fewer per image), which
+        raises what `fetch_subject` raised."""
         evidence = cls.__new__(cls)
         evidence._setup(registry, ref, digest, executor)
-        evidence._start(_SUBJECT, fetch_subject)
+        evidence._fetch_subject = fetch_subject
         evidence.prefetch(cosign=cosign, notation=notation)
         return evidence
 
@@ -56,6 +58,7 @@ class Evidence:
         self._executor = executor
         self._lock = threading.Lock()
         self._memo: dict[object, Future[object]] = {}
+        self._fetch_subject: Callable[[], Manifest] = _never
 
     def prefetch(self, *, cosign: bool, notation: bool) -> None:
         """Start the lookups a rule's signers will need, without waiting (no-op without an executor).
@@ -71,7 +74,7 @@ class Evidence:
 
     @property
     def subject(self) -> Manifest:
-        return self._once(_SUBJECT, _never)  # type: ignore[return-value]
+        return self._once(_SUBJECT, self._fetch_subject)  # type: ignore[return-value]
 
     def subject_descriptor(self) -> Descriptor:
         """The descriptor of the manifest being verified, as Notation payloads must name it."""
@@ -124,11 +127,6 @@ class Evidence:
     def _start(self, key: object, fetch: Callable[[], object]) -> None:
         """Run `fetch` on the executor unless it already ran or runs; without one, leave it for `_once`."""
         if self._executor is None:
-            if key == _SUBJECT:  # nothing to overlap with: fetch it now, as resolve() would
-                try:
-                    self._once(key, fetch)
-                except Exception:  # noqa: BLE001 - memoized; `subject` raises it to whoever asks
-                    pass
             return
         with self._lock:
             if key not in self._memo:
@@ -149,5 +147,5 @@ class Evidence:
         return future.result()  # waits for a prefetch in flight; the fetch itself honours the deadline
 
 
-def _never() -> object:
-    raise AssertionError("the subject manifest is always fetched or given when Evidence is made")
+def _never() -> Manifest:
+    raise AssertionError("the subject manifest is always given or fetchable when Evidence is made")

@@ -11,7 +11,9 @@ another `VerificationError` (with every candidate's reason) when nothing verifie
 from __future__ import annotations
 
 import hashlib
+import sys
 from datetime import datetime
+from importlib import import_module
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .cosign.bundle import BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layer, verify_bundle
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
     from .notation.awssigner import RevocationChecker
 
 MAX_REASONS = 4  # per signer, so a flood of bad signatures cannot flood the audit record
+# Imported on first use (PEP 562): a cosign-only run never loads the Notation stack (envelopes, asn1crypto).
+_NOTATION_NAMES = {"MAX_ENVELOPE_BYTES": ".notation.manifest", "NOTATION_ARTIFACT_TYPE": ".notation.manifest",
+                   "signature_envelope_descriptor": ".notation.manifest", "verify_notation": ".notation.verify"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _NOTATION_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_NOTATION_NAMES[name], __package__), name)
+    globals()[name] = value
+    return value
 
 
 def _fail(signer: TrustedSigner, reasons: list[str]) -> VerificationError:
@@ -120,19 +133,16 @@ def cosign_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: 
 
 def notation_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, now: datetime,
                      revocation: RevocationChecker | None) -> Iterator[SignerMatch]:
-    # Imported here: a cosign-only run never loads the Notation stack (envelopes, asn1crypto, botocore).
-    from .notation.manifest import MAX_ENVELOPE_BYTES, NOTATION_ARTIFACT_TYPE, signature_envelope_descriptor
-    from .notation.verify import verify_notation
-
+    notation = sys.modules[__name__]  # the lazily imported names below (see __getattr__), patchable in tests
     subject = evidence.subject_descriptor()
     reasons: list[str] = []
     found = 0
-    candidates, problems = evidence.referrer_manifests(lambda d: d.artifact_type == NOTATION_ARTIFACT_TYPE)
+    candidates, problems = evidence.referrer_manifests(lambda d: d.artifact_type == notation.NOTATION_ARTIFACT_TYPE)
     reasons += problems
     for manifest in candidates:
         try:
-            layer = signature_envelope_descriptor(manifest, evidence.digest)
-            result = verify_notation(envelope=evidence.blob(layer, max_bytes=MAX_ENVELOPE_BYTES),
+            layer = notation.signature_envelope_descriptor(manifest, evidence.digest)
+            result = notation.verify_notation(envelope=evidence.blob(layer, max_bytes=notation.MAX_ENVELOPE_BYTES),
                                      media_type=layer.media_type, subject=subject, trust=signer.trust,
                                      now=now, revocation=revocation, signer_name=signer.name)
             check_required_annotations(result.user_annotations, rule.required_annotations)
