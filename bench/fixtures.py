@@ -1,0 +1,107 @@
+"""What the benchmarks run against: the real test registry behind the latency proxy, and real
+cosign and Notation signatures on small real images (the test suite's own builders)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from image_verifier.cosign.sign import PemSigner, sign_image
+from image_verifier.deadline import Deadline
+from image_verifier.oci import OCI_MANIFEST, Descriptor
+from image_verifier.registry import RegistryClient
+from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy
+from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
+from tests.support.notation_vectors import NOTARY, sign, signature_manifest
+from tests.support.pki import code_signing_chain
+
+IDENTITY = "x509.subject: C=US, ST=WA, O=Acme"
+PROXY_SCRIPT = Path(__file__).with_name("latency_proxy.py")
+
+
+class Proxy:
+    """The latency proxy in its own process (so its event loop never waits on the verifier's GIL)."""
+
+    def __init__(self, upstream: str, rtt_ms: float) -> None:
+        self.rtt_ms = rtt_ms
+        self.process = subprocess.Popen([sys.executable, str(PROXY_SCRIPT), "--upstream", upstream, "--rtt-ms", str(rtt_ms)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline().split()
+        if len(first) != 2 or first[0] != "listening":
+            raise RuntimeError(f"the latency proxy did not start: {first}")
+        self.host = first[1]
+
+    def stats(self) -> dict[str, Any]:
+        """What crossed the proxy since the last call (and start counting afresh)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("quit\n")
+            self.process.stdin.flush()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedSet:
+    """Images signed in one format, and the policy (a JSON document) that trusts their signer."""
+
+    format: str  # "cosign" | "notation"
+    images: list[PushedImage]
+    policy: dict[str, Any]
+    material: Any  # the cosign KeyPair or the Notation Chain, for the crypto timing
+
+
+def cosign_set(registry: Any, count: int) -> SignedSet:
+    key = KeyPair.generate()
+    repo = unique_repository("bench-cosign")
+    writer = RegistryClient(insecure_registries={registry.host}).bound(Deadline.after(300))
+    images = []
+    for i in range(count):
+        image = push_image(registry, repo, f"v{i}", layer_bytes=f"bench-cosign-{i}".encode())
+        sign_image(writer, image.ref, PemSigner(key.private_pem))
+        images.append(image)
+    return SignedSet(format="cosign", images=images, material=key,
+                     policy=cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images="PROXY/**"))
+
+
+def notation_set(registry: Any, count: int) -> SignedSet:
+    chain = code_signing_chain("p256")
+    repo = unique_repository("bench-notation")
+    images = []
+    for i in range(count):
+        image = push_image(registry, repo, f"v{i}", layer_bytes=f"bench-notation-{i}".encode())
+        vector = sign(Descriptor(media_type=image.media_type, digest=image.digest, size=image.size), chain)
+        manifest = signature_manifest(vector.envelope, vector.media_type, vector.subject, vector.chain)
+        push_blob(registry, repo, vector.envelope)
+        push_blob(registry, repo, empty_config().data)
+        pushed = push_manifest(registry, repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
+        add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
+        images.append(image)
+    policy = {"version": "1",
+              "trustedSigners": [{"name": "corp", "notationX509": {"rootCertificates": [chain.root.pem],
+                                                                   "trustedIdentities": [IDENTITY]}}],
+              "rules": [{"name": "signed", "images": ["PROXY/**"], "anyOf": ["corp"]}]}
+    return SignedSet(format="notation", images=images, material=chain, policy=policy)
+
+
+def policy_for(signed: SignedSet, proxy_host: str) -> dict[str, Any]:
+    """The set's policy with its image pattern pointing at the proxy."""
+    return json.loads(json.dumps(signed.policy).replace("PROXY/**", f"{proxy_host}/**"))
+
+
+def references(signed: SignedSet, proxy_host: str, count: int) -> list[str]:
+    """The first `count` images, by digest, through the proxy."""
+    return [f"{proxy_host}/{image.repository}@{image.digest}" for image in signed.images[:count]]

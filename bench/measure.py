@@ -1,0 +1,177 @@
+"""The measurements: one decision in a fresh process, warm decisions in this process, the CPU a
+verification costs once its bytes are here, import costs, and the Lambda asset's size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from image_verifier.composition import build_verifier
+from image_verifier.cosign.keys import CosignKeyResolver
+from image_verifier.deadline import Deadline
+from image_verifier.evidence import Evidence
+from image_verifier.policy import Policy
+from image_verifier.reference import ImageReference
+from image_verifier.registry import RegistryClient
+from image_verifier.signer_checks import cosign_matches, notation_matches
+from image_verifier.verifier import ImageRequest
+
+from bench.fixtures import Proxy
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a cosign-only `verify` imports (the test tests/runtime/test_cosign_import_cost.py lists them).
+COSIGN_VERIFY_IMPORTS = ("image_verifier.cli, image_verifier.composition, image_verifier.verifier, "
+                         "image_verifier.registry, image_verifier.signer_checks, image_verifier.evidence")
+HANDLER_IMPORTS = ("image_verifier.handler.app, image_verifier.handler.admission, image_verifier.composition, "
+                   "image_verifier.handler.cache, image_verifier.handler.ecs, image_verifier.handler.settings, "
+                   "image_verifier.handler.telemetry, boto3, aws_lambda_powertools")
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def fresh_process(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int) -> dict[str, Any]:
+    """`python -m image_verifier verify` in a new process per run, as a pipeline runs it."""
+    walls, spans, requests, transferred = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        policy_file = Path(tmp) / "policy.json"
+        policy_file.write_text(json.dumps(policy))
+        command = [sys.executable, "-m", "image_verifier", "verify", "--policy", str(policy_file),
+                   "--insecure-registry", proxy.host, "--json", *refs]
+        for _ in range(runs):
+            proxy.stats()
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"})
+            walls.append((time.perf_counter() - started) * 1000)
+            stats = proxy.stats()
+            verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+            if done.returncode != 0 or len(verdicts) != len(refs) or any(v["outcome"] != "verified" for v in verdicts):
+                raise RuntimeError(f"the fresh-process verify failed (exit {done.returncode}): {done.stderr[-2000:]}")
+            spans.append(stats["span_ms"])
+            requests.append(stats["requests"] / len(refs))
+            transferred.append((stats["bytes_up"] + stats["bytes_down"]) / len(refs))
+    return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(requests),
+            "bytes_per_image": round(statistics.median(transferred))}
+
+
+def warm_decisions(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int) -> dict[str, Any]:
+    """Decisions by one long-lived verifier (what a warm Lambda does), after one to warm it up."""
+    client = RegistryClient(insecure_registries={proxy.host})
+    verifier = build_verifier(Policy.from_json(policy), registry=client)
+    requests = [ImageRequest(image=ref) for ref in refs]
+    if not verifier.decide(requests, deadline=Deadline.after(60)).admitted:
+        raise RuntimeError("the warm-up decision did not admit every image")
+    walls, spans, counts, transferred = [], [], [], []
+    for _ in range(runs):
+        proxy.stats()
+        before = client.request_count
+        started = time.perf_counter()
+        decision = verifier.decide(requests, deadline=Deadline.after(60))
+        walls.append((time.perf_counter() - started) * 1000)
+        stats = proxy.stats()
+        if not decision.admitted:
+            raise RuntimeError(f"a warm decision did not admit every image: {decision.verdicts}")
+        spans.append(stats["span_ms"])
+        counts.append((client.request_count - before) / len(refs))
+        transferred.append((stats["bytes_up"] + stats["bytes_down"]) / len(refs))
+    return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(counts),
+            "bytes_per_image": round(statistics.median(transferred)), "new_connections": stats["connections"]}
+
+
+def verification_cpu_ms(proxy: Proxy, policy_document: dict[str, Any], ref: str, runs: int = 50) -> float:
+    """CPU for one image once every byte is here: the signer check on memoized evidence (parsing,
+    digest checks, the signature verification itself)."""
+    policy = Policy.from_json(policy_document)
+    session = RegistryClient(insecure_registries={proxy.host}).bound(Deadline.after(60))
+    image = ImageReference.parse(ref)
+    evidence = Evidence(session, image, session.resolve(image))
+    rule = policy.rules[0]
+    signer = policy.signer(rule.signer_names[0])
+    now = datetime.now(timezone.utc)
+    keys = CosignKeyResolver()
+
+    def check() -> None:
+        if signer.kind.value == "cosignKey":
+            next(cosign_matches(signer, rule, evidence, keys, now))
+        else:
+            next(notation_matches(signer, rule, evidence, now, None))
+
+    check()  # fetches (and memoizes) every byte
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        check()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def _process_ms(code: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def import_cost(modules: str, runs: int = 9) -> dict[str, float]:
+    """A fresh interpreter importing `modules`, minus one that imports nothing (`python -c pass`).
+    The minimum of several runs is the figure least disturbed by other work on the machine."""
+    base = _process_ms("pass", runs)
+    loaded = _process_ms(f"import {modules}", runs)
+    return {"python_pass_ms": round(min(base), 1), "with_imports_ms": round(min(loaded), 1),
+            "imports_ms": round(min(loaded) - min(base), 1),
+            "imports_ms_median": round(statistics.median(loaded) - statistics.median(base), 1)}
+
+
+def top_imports(modules: str, count: int = 8) -> list[tuple[str, float]]:
+    """The image_verifier modules with the largest cumulative import time (`python -X importtime`)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {modules}"], capture_output=True, text=True,
+                          check=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((parts[2].strip(), int(parts[1]) / 1000))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
+def oras_status() -> str:
+    if importlib.util.find_spec("oras") is None:
+        return "oras-py not installed; pip install oras to compare"
+    return "oras-py is installed, but this harness does not drive it yet"
+
+
+def lambda_asset() -> dict[str, Any]:
+    """The admission function's asset as synth bundles it (default arm64, Python 3.14), from the wheel cache."""
+    try:
+        from constructs_lib._bundling import RuntimeBundler
+    except ImportError as exc:  # the CDK side is not installed
+        return {"error": f"cannot import the bundler: {exc}"}
+    bundler = RuntimeBundler(architecture="arm64", python_version="3.14")
+    if not (bundler.cache_dir / ".complete").exists():
+        return {"error": f"the wheel cache {bundler.cache_dir} is empty; run `make synth` once to fill it"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "asset"
+        bundler.try_bundle(str(out))
+        files = [p for p in out.rglob("*") if p.is_file()]
+        unzipped = sum(p.stat().st_size for p in files)
+        archive = Path(tmp) / "asset.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in files:
+                bundle.write(path, path.relative_to(out))
+        runtime = sum(p.stat().st_size for p in (out / "image_verifier").rglob("*") if p.is_file())
+        return {"unzipped_bytes": unzipped, "zipped_bytes": archive.stat().st_size, "runtime_package_bytes": runtime,
+                "files": len(files)}

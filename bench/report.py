@@ -1,0 +1,89 @@
+"""The benchmark's outputs: JSON (every figure), a Markdown section for docs/benchmarks.md, a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.png import plot_png
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+COLORS = {("cosign", "fresh"): (200, 40, 40), ("cosign", "warm"): (240, 140, 40), ("cosign", "minimum"): (120, 20, 20),
+          ("notation", "fresh"): (40, 80, 200), ("notation", "warm"): (40, 170, 220), ("notation", "minimum"): (20, 40, 120)}
+COLOR_NAMES = {(200, 40, 40): "red", (240, 140, 40): "orange", (120, 20, 20): "dark red, dashed",
+               (40, 80, 200): "blue", (40, 170, 220): "light blue", (20, 40, 120): "dark blue, dashed"}
+
+
+def _ratio(value: float | None, minimum: float) -> str:
+    return "n/a" if value is None or not minimum else f"{value / minimum:.2f}"
+
+
+def markdown(results: dict[str, Any], plot_name: str) -> str:
+    env = results["environment"]
+    rtt = env["rtt_ms"]
+    lines = [
+        START,
+        f"Run of {results['date']} on {env['machine']} ({env['cpus']} CPUs), Python {env['python']}, "
+        f"docker-registry 2.8 on 127.0.0.1 behind `bench/latency_proxy.py` adding {rtt:g} ms of round-trip time "
+        f"(and one more round trip for each new TCP connection, as a handshake would). Images by digest, "
+        f"each signed once. Fresh: median of {env['fresh_runs']} runs; warm: median of {env['warm_runs']}.",
+        "",
+        "| format | images | run | wall (ms) | network span (ms) | network minimum (ms) | span / minimum "
+        "| physical minimum (ms) | wall / physical minimum | requests per image | bytes per image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['format']} | {row['images']} | {row['run']} | {row['wall_ms']:g} | {row['span_ms']:g} "
+            f"| {row['network_minimum_ms']:g} | {_ratio(row['span_ms'], row['network_minimum_ms'])} "
+            f"| {row['physical_minimum_ms']:g} | {_ratio(row['wall_ms'], row['physical_minimum_ms'])} "
+            f"| {row['requests_per_image']:g} | {row['bytes_per_image']} |")
+    cpu = results["verification_cpu_ms"]
+    start = results["imports"]
+    handler = results["handler_imports"]
+    lines += [
+        "",
+        f"- Verification CPU once the bytes are here (median of 50, one image): cosign {cpu['cosign']:g} ms, "
+        f"Notation {cpu['notation']:g} ms.",
+        f"- A fresh interpreter: `python -c pass` {start['python_pass_ms']:g} ms; importing what a cosign-only "
+        f"`verify` imports: +{start['imports_ms']:g} ms (minimum of 9 runs; median +{start['imports_ms_median']:g} ms).",
+        f"- Handler cold import (the handler, composition root, boto3, Powertools): +{handler['imports_ms']:g} ms "
+        f"(minimum of 9; median +{handler['imports_ms_median']:g} ms).",
+        "- Largest cumulative imports of a cosign-only `verify` (`-X importtime`, one run): "
+        + ", ".join(f"`{name}` {ms:.0f} ms" for name, ms in results["top_imports"]) + ".",
+        f"- oras-py: {results['oras']}.",
+    ]
+    asset = results["lambda_asset"]
+    if "error" in asset:
+        lines.append(f"- Lambda asset: not measured ({asset['error']}).")
+    else:
+        lines.append(f"- Lambda asset (arm64, Python 3.14, as synth bundles it): {asset['unzipped_bytes'] / 1e6:.1f} MB "
+                     f"unzipped in {asset['files']} files, {asset['zipped_bytes'] / 1e6:.1f} MB zipped; the runtime "
+                     f"package itself {asset['runtime_package_bytes'] / 1e3:.0f} kB.")
+    legend = "; ".join(f"{fmt} {run}: {COLOR_NAMES[color]}" for (fmt, run), color in COLORS.items())
+    lines += ["", f"![time per decision against images]({plot_name})", "",
+              f"Time per decision (ms) against the number of images. {legend}. The minimum lines are the warm "
+              "physical minimum (round trips x RTT + verification CPU of one image).", END]
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], docs: Path) -> None:
+    json_path, png_path, page = docs / "benchmarks.json", docs / "benchmarks.png", docs / "benchmarks.md"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    series = []
+    for fmt in ("cosign", "notation"):
+        rows = [r for r in results["rows"] if r["format"] == fmt]
+        for run in ("fresh", "warm"):
+            points = [(r["images"], r["wall_ms"]) for r in rows if r["run"] == run]
+            series.append((f"{fmt} {run}", COLORS[(fmt, run)], points))
+        series.append((f"{fmt} minimum", COLORS[(fmt, "minimum")],
+                       [(r["images"], r["physical_minimum_ms"]) for r in rows if r["run"] == "warm"]))
+    plot_png(png_path, series, x_ticks=sorted({r["images"] for r in results["rows"]}))
+    section = markdown(results, png_path.name)
+    text = page.read_text() if page.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Latest run\n\n" + section + "\n"
+    page.write_text(text)
