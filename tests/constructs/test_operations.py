@@ -25,6 +25,10 @@ from constructs_lib.operations.alarms import (
     DEPLOYMENT_EVENT_SOURCE,
     DEPLOYMENT_STARTED,
 )
+from constructs_lib.operations.dashboard import (
+    BREAK_GLASS_ADMISSIONS,
+    REFUSALS_BY_REASON,
+)
 from tests.constructs.checks import (
     lint_errors,
     nag_findings,
@@ -32,6 +36,17 @@ from tests.constructs.checks import (
     new_stack,
     resources,
 )
+from tests.runtime.handler.hook_support import (
+    SERVICE_ARN,
+    SIGNED,
+    FakeVerifier,
+    PlainEcs,
+    admission_handler,
+    answers,
+    hook_event,
+    policy,
+)
+from tests.runtime.handler.test_lambda_context import FakeLambdaContext
 
 ECR = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
 # The documented ECS "service deployment in progress" event (developer guide, service deployment events).
@@ -277,17 +292,6 @@ def test_not_called_alarm_compares_the_services_deployments_with_its_decisions(o
 
 def test_decisions_by_service_filter_reads_fields_a_real_audit_record_has(operated):
     # Given a real audit record written by the runtime
-    from tests.runtime.handler.hook_support import (
-        SERVICE_ARN,
-        SIGNED,
-        FakeVerifier,
-        PlainEcs,
-        admission_handler,
-        answers,
-        hook_event,
-        policy,
-    )
-
     admission = admission_handler(policy(), PlainEcs(*answers()), verifier=FakeVerifier(SIGNED))
     admission.handle(hook_event())
     [record] = admission.audit_records()
@@ -330,20 +334,6 @@ def test_dashboard_shows_decisions_latency_cache_break_glass_refusals_and_alarms
 
 def test_dashboard_queries_name_fields_that_a_real_audit_record_has():
     # Given a real record
-    from constructs_lib.operations.dashboard import (
-        BREAK_GLASS_ADMISSIONS,
-        REFUSALS_BY_REASON,
-    )
-    from tests.runtime.handler.hook_support import (
-        FakeVerifier,
-        PlainEcs,
-        admission_handler,
-        answers,
-        hook_event,
-        policy,
-    )
-    from tests.runtime.handler.test_lambda_context import FakeLambdaContext
-
     admission = admission_handler(policy(), PlainEcs(*answers()), verifier=FakeVerifier([]))
     admission.handle(hook_event(), FakeLambdaContext())
     [record] = admission.audit_records()
