@@ -16,17 +16,15 @@ from ._json import strict_json_loads
 from .cli_policy import EXIT_VALID, UsageError
 from .errors import ImageVerifierError
 from .notation_import import MAX_TRUST_POLICY_BYTES, import_notation
+from .notation_truststore import TrustStoreError, read_bounded
 
 
 def import_notation_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source = args.trust_policy
     try:
-        with source.open("rb") as handle:
-            raw = handle.read(MAX_TRUST_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read the trust policy {source}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_TRUST_POLICY_BYTES:
-        raise UsageError(f"{source} is larger than {MAX_TRUST_POLICY_BYTES} bytes")
+        raw = read_bounded(source, MAX_TRUST_POLICY_BYTES)
+    except TrustStoreError as exc:
+        raise UsageError(f"the trust policy: {exc}") from exc
     if not args.truststore.is_dir():
         raise UsageError(f"--truststore {args.truststore} is not a directory")
     try:

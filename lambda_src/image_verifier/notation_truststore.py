@@ -80,14 +80,20 @@ def _refuse_symlink(path: Path, what: str) -> None:
         raise TrustStoreError(f"{path} is a symbolic link; the Notary Project spec requires {what} not to be one")
 
 
-def _certificates(path: Path) -> list[str]:
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """A small file's bytes; TrustStoreError when it cannot be read or is larger than `max_bytes`."""
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_CERT_FILE_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise TrustStoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_CERT_FILE_BYTES:
-        raise TrustStoreError(f"{path} is larger than {MAX_CERT_FILE_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise TrustStoreError(f"{path} is larger than {max_bytes} bytes")
+    return data
+
+
+def _certificates(path: Path) -> list[str]:
+    data = read_bounded(path, MAX_CERT_FILE_BYTES)
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             certs = x509.load_pem_x509_certificates(data)
