@@ -1,4 +1,5 @@
-"""How the handler judges an AWS API error: `unavailable` only when AWS did not answer.
+"""How an AWS API error is judged (the hook's ECS calls, and the verifier's KMS, ECR and Signer calls):
+`unavailable` only when AWS did not answer.
 
 | error | judged | why |
 |---|---|---|
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import AwsUnavailableError, ImageVerifierError
+from .errors import AwsUnavailableError, ImageVerifierError, VerificationError
 
 THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
@@ -28,15 +29,17 @@ SERVER_CODES = frozenset({
 })
 
 
-class AwsRefusedError(ImageVerifierError):
-    """AWS answered a call with a refusal that retrying will not change: the decision is FAILED."""
+class AwsRefusedError(VerificationError):
+    """AWS answered a call with a refusal that retrying will not change: the image is rejected (the hook
+    answers FAILED) in every mode, since `unavailableMode: audit` must not admit what AWS denied."""
 
 
 class MalformedAnswerError(ImageVerifierError):
     """AWS answered in a shape the handler does not read: nothing is known of what will run, so FAILED."""
 
 
-def judge_aws_error(exc: Exception, call: str) -> AwsUnavailableError | AwsRefusedError:
+def judge_aws_error(exc: Exception, call: str, *, denied_hint: str = "grant the admission function's role this action"
+                    ) -> AwsUnavailableError | AwsRefusedError:
     """The error to raise for `exc`, raised by the boto3 call `call` (e.g. "ECS DescribeServiceRevisions")."""
     from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
     from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -49,7 +52,7 @@ def judge_aws_error(exc: Exception, call: str) -> AwsUnavailableError | AwsRefus
         said = f"{call} failed: {code or 'no error code'}: {message}"[:1000]
         if code in THROTTLING_CODES or code in SERVER_CODES or (isinstance(status, int) and (status == 429 or status >= 500)):
             return AwsUnavailableError(said)
-        hint = " (grant the admission function's role this action)" if "AccessDenied" in code else ""
+        hint = f" ({denied_hint})" if "AccessDenied" in code else ""
         return AwsRefusedError(said + hint)
     if isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError)):
         return AwsUnavailableError(f"{call} did not answer: {type(exc).__name__}: {exc}"[:1000])

@@ -58,6 +58,11 @@ class HostileArtifactError(VerificationError):
     """An artifact broke a structural limit (size, count, media type, digest mismatch)."""
 
 
+class RegistryRefusedError(VerificationError):
+    """The registry answered 401/403: it refuses the verifier's credential. An answer, not an outage, so
+    the image is rejected in every mode (`unavailableMode: audit` must not admit what cannot be read)."""
+
+
 class UnavailableError(ImageVerifierError):
     """The registry or an AWS API could not be reached in time: no verdict can be reached."""
 

@@ -19,7 +19,7 @@ from moto import mock_aws
 from image_verifier.composition import AwsClients
 from image_verifier.cosign.keys import CosignKeyResolver
 from image_verifier.cosign.payload import SimpleSigningPayload
-from image_verifier.errors import AwsUnavailableError
+from image_verifier.aws_errors import AwsRefusedError
 from image_verifier.policy import CosignKeyTrust
 
 from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, signature_tag
@@ -174,12 +174,13 @@ def test_kms_public_key_is_fetched_once_and_cached(aws_env):
     assert first.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == expected
 
 
-def test_reports_unavailable_when_kms_denies_get_public_key(aws_env):
+def test_rejects_as_refused_when_kms_denies_get_public_key(aws_env):
+    # KMS answered "denied": retrying will not change it, so it is a rejection in every mode, not `unavailable`
     kms = boto3.client("kms", region_name="us-east-1")
     stubber = Stubber(kms)
     arn = "arn:aws:kms:us-east-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666"
     stubber.add_client_error("get_public_key", "AccessDeniedException", "not allowed", 400, {"KeyId": arn})
-    with stubber, pytest.raises(AwsUnavailableError, match="needs kms:GetPublicKey"):
+    with stubber, pytest.raises(AwsRefusedError, match="needs kms:GetPublicKey"):
         CosignKeyResolver(lambda region: kms).public_key(CosignKeyTrust(kms_key_arn=arn))
 
 

@@ -7,11 +7,13 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
+
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from image_verifier.aws_errors import AwsRefusedError
 from image_verifier.deadline import Deadline
-from image_verifier.errors import AwsUnavailableError, RegistryUnavailableError
+from image_verifier.errors import AwsUnavailableError, RegistryRefusedError, RegistryUnavailableError
 from image_verifier.oci import OCI_MANIFEST
 from image_verifier.reference import ImageReference
 from image_verifier.registry import BasicCredentials, EcrCredentials, RegistryClient, StaticCredentials, parse_ecr_host
@@ -105,12 +107,12 @@ def test_rejects_with_unavailable_when_the_token_service_refuses(fake_registry):
         client.bound(Deadline.after(10)).resolve(serve_image(fake_registry))
 
 
-def test_rejects_with_unavailable_when_basic_auth_is_required_and_no_credentials_exist(fake_registry):
-    # Given
+def test_rejects_as_refused_when_basic_auth_is_required_and_no_credentials_exist(fake_registry):
+    # Given a registry that answers 401: an answer, not an outage (audit unavailableMode must not admit it)
     fake_registry.require_basic(BasicCredentials(username="u", password="p").header)
     client = RegistryClient(insecure_registries={fake_registry.host})
     # When / Then
-    with pytest.raises(RegistryUnavailableError, match="no valid credential for .*configure credentials"):
+    with pytest.raises(RegistryRefusedError, match="no valid credential for .*configure credentials"):
         client.bound(Deadline.after(10)).resolve(serve_image(fake_registry))
     assert len(fake_registry.requests) == 1
 
@@ -143,12 +145,12 @@ def test_sends_basic_auth_without_a_challenge_when_credentials_say_so(fake_regis
     assert session.request_count == 1
 
 
-def test_rejects_with_unavailable_naming_the_access_when_the_registry_answers_403(fake_registry):
+def test_rejects_as_refused_naming_the_access_when_the_registry_answers_403(fake_registry):
     # Given
     fake_registry.route("GET", "/v2/app/manifests/v1", Reply(status=403, body=b"denied"))
     client = RegistryClient(insecure_registries={fake_registry.host})
     # When / Then
-    with pytest.raises(RegistryUnavailableError, match="lacks pull access to app"):
+    with pytest.raises(RegistryRefusedError, match="lacks pull access to app"):
         client.bound(Deadline.after(10)).resolve(ImageReference.parse(f"{fake_registry.host}/app:v1"))
 
 
@@ -205,11 +207,12 @@ class _FailingEcr:
         raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, "GetAuthorizationToken")
 
 
-def test_rejects_with_aws_unavailable_naming_the_permission_when_ecr_denies_the_token():
-    # Given
+def test_rejects_as_refused_naming_the_permission_when_ecr_denies_the_token():
+    # Given ECR answering AccessDenied: an answer, which retrying will not change, so not `unavailable`
+    # (unavailableMode: audit must not admit what AWS refused)
     ecr = EcrCredentials(lambda region: _FailingEcr("AccessDeniedException"))
     # When / Then
-    with pytest.raises(AwsUnavailableError, match="grant the verifier's role ecr:GetAuthorizationToken"):
+    with pytest.raises(AwsRefusedError, match="grant the verifier's role ecr:GetAuthorizationToken"):
         ecr.credentials_for(ECR_HOST, Deadline.after(10))
 
 
@@ -217,7 +220,7 @@ def test_rejects_with_aws_unavailable_when_ecr_throttles():
     # Given
     ecr = EcrCredentials(lambda region: _FailingEcr("ThrottlingException"))
     # When / Then
-    with pytest.raises(AwsUnavailableError, match="throttled"):
+    with pytest.raises(AwsUnavailableError, match="ThrottlingException"):
         ecr.credentials_for(ECR_HOST, Deadline.after(10))
 
 

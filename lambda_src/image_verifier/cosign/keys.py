@@ -9,6 +9,7 @@ from typing import Any, Callable, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..aws_errors import AwsRefusedError, judge_aws_error
 from ..errors import AwsUnavailableError, SignatureExpiredError, SignatureRevokedError
 from ..policy import CosignKeyTrust, KeyState
 from ..policy.keys import key_id, load_cosign_public_key
@@ -49,25 +50,20 @@ class CosignKeyResolver:
         if self._kms_client_for_region is None:
             raise AwsUnavailableError(f"the policy names KMS key {arn}, but no KMS client is configured")
         region = arn.split(":")[3]
-        from botocore.exceptions import BotoCoreError, ClientError  # here: a PEM-key policy never loads botocore
-
         try:
             response = self._kms_client_for_region(region).get_public_key(KeyId=arn)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            hint = " (the verifier needs kms:GetPublicKey on it)" if code == "AccessDeniedException" else ""
-            raise AwsUnavailableError(f"kms:GetPublicKey failed for {arn}: {code}{hint}") from exc
-        except BotoCoreError as exc:
-            raise AwsUnavailableError(f"kms:GetPublicKey failed for {arn}: {exc}") from exc
+        except Exception as exc:  # botocore's errors, judged in one place (a PEM-key policy never loads botocore)
+            raise judge_aws_error(exc, f"kms:GetPublicKey for {arn}",
+                                  denied_hint="the verifier needs kms:GetPublicKey on it") from exc
         finally:
             with self._lock:
                 self.kms_calls += 1
         if response.get("KeyUsage") not in (None, "SIGN_VERIFY"):
-            raise AwsUnavailableError(f"KMS key {arn} is not a SIGN_VERIFY key; fix the policy")
+            raise AwsRefusedError(f"KMS key {arn} is not a SIGN_VERIFY key; fix the policy")
         try:
             key = load_cosign_public_key(response["PublicKey"], der=True)
         except (KeyError, ValueError) as exc:
-            raise AwsUnavailableError(f"KMS key {arn} did not return a usable ECDSA public key: {exc}") from exc
+            raise AwsRefusedError(f"KMS key {arn} did not return a usable ECDSA public key: {exc}") from exc
         with self._lock:
             self._cache[arn] = (self._clock() + self._cache_seconds, key)
         return key

@@ -32,7 +32,7 @@ from ..errors import DeadlineExceededError, UnavailableError
 from ..policy import Mode, Policy
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
-from .aws_errors import AwsRefusedError, MalformedAnswerError
+from ..aws_errors import AwsRefusedError, MalformedAnswerError
 from .cache import VerdictCache
 from .ecs import Revision, RevisionReader
 from .events import EventError, HookEvent, HookStatus, respond

@@ -29,7 +29,7 @@ from ..errors import AwsUnavailableError
 from ..platform import Platform
 from ..reference import is_digest
 from . import _shape
-from .aws_errors import AwsRefusedError, MalformedAnswerError, judge_aws_error
+from ..aws_errors import AwsRefusedError, MalformedAnswerError, judge_aws_error
 
 MAX_CONTAINERS = 50  # ECS allows 10 containers per task definition; more is a malformed answer
 MAX_CACHED_TASK_DEFINITIONS = 256

@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..errors import AwsUnavailableError, SignatureRevokedError
+from ..aws_errors import AwsRefusedError, judge_aws_error
+from ..errors import SignatureRevokedError
 from .certificates import describe
 from .trust import parse_root_certificates
 
@@ -178,13 +179,11 @@ class SignerRevocationChecker:
         return self._clients(profile_version_arn.split(":")[3])  # type: ignore[operator]
 
     def check(self, *, profile_version_arn: str, job_arn: str, chain: Sequence[x509.Certificate], signing_time: datetime) -> None:
-        """Return quietly when nothing is revoked; raise SignatureRevokedError or AwsUnavailableError."""
+        """Return quietly when nothing is revoked; raise SignatureRevokedError, AwsRefusedError or AwsUnavailableError."""
         hashes = certificate_hashes(chain)
         key = (profile_version_arn, job_arn, signing_time, tuple(hashes))
         if self._not_revoked.get(key, float("-inf")) > self._clock():
             return
-        from botocore.exceptions import BotoCoreError, ClientError  # here: policies without AWS Signer never load botocore
-
         try:
             response = self._client(profile_version_arn).get_revocation_status(
                 signatureTimestamp=signing_time,
@@ -193,11 +192,12 @@ class SignerRevocationChecker:
                 jobArn=job_arn,
                 certificateHashes=hashes,
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise AwsUnavailableError(f"signer:GetRevocationStatus failed: {exc}") from exc
+        except Exception as exc:  # botocore's errors, judged in one place (policies without AWS Signer never load botocore)
+            raise judge_aws_error(exc, "signer:GetRevocationStatus",
+                                  denied_hint="grant the verifier's role signer:GetRevocationStatus") from exc
         revoked = response.get("revokedEntities") or []
         if not isinstance(revoked, list) or not all(isinstance(entity, str) for entity in revoked):
-            raise AwsUnavailableError("signer:GetRevocationStatus returned an unexpected response")
+            raise AwsRefusedError("signer:GetRevocationStatus returned an unexpected response")
         if revoked:
             raise SignatureRevokedError(
                 "; ".join(_describe_revoked(entity, profile_version_arn, job_arn, chain, hashes) for entity in revoked)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 from ..deadline import Deadline
-from ..errors import AwsUnavailableError, DeadlineExceededError
+from ..aws_errors import AwsRefusedError, judge_aws_error
+from ..errors import DeadlineExceededError
 
 ECR_TOKEN_REFRESH_MARGIN = 300.0  # seconds; renew well before ECR's 12-hour expiry so no call races it
 BEARER_TOKEN_REFRESH_MARGIN = 10.0  # seconds; a token about to expire is as good as expired
@@ -27,8 +28,6 @@ _ECR_HOST_RE = re.compile(
     r"^(?P<account>[0-9]{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
     r"|dkr-ecr(?P<ds_fips>-fips)?\.(?P<ds_region>[a-z0-9-]+)\.on\.aws)$"
 )
-_THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
-_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"})
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -151,39 +150,23 @@ class EcrCredentials:
         return client
 
     def _fetch(self, ecr: EcrHost) -> tuple[BasicCredentials, float]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         with self._lock:
             self.call_count += 1
         try:
             answer = self._client(ecr.region).get_authorization_token()
-        except ClientError as exc:
-            raise _ecr_client_error(exc, ecr) from exc
-        except BotoCoreError as exc:
-            raise AwsUnavailableError(f"cannot reach ECR in {ecr.region} for an authorization token: {exc}") from exc
+        except Exception as exc:  # botocore's errors, judged in one place
+            raise judge_aws_error(exc, f"ecr:GetAuthorizationToken in {ecr.region}", denied_hint=(
+                "grant the verifier's role ecr:GetAuthorizationToken (resource \"*\") and ecr:BatchGetImage, "
+                f"ecr:GetDownloadUrlForLayer on the repositories of account {ecr.account}")) from exc
         try:
             data = answer["authorizationData"][0]
             username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
             expires_at = data["expiresAt"].timestamp()
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise AwsUnavailableError(f"ECR in {ecr.region} returned an unreadable authorization token") from exc
+            raise AwsRefusedError(f"ECR in {ecr.region} returned an unreadable authorization token") from exc
         if not username or not password:
-            raise AwsUnavailableError(f"ECR in {ecr.region} returned an authorization token without a password")
+            raise AwsRefusedError(f"ECR in {ecr.region} returned an authorization token without a password")
         return BasicCredentials(username=username, password=password, send_up_front=True), expires_at
-
-
-def _ecr_client_error(exc: Any, ecr: EcrHost) -> AwsUnavailableError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in _DENIED_CODES:
-        # We cannot read the evidence, which is not evidence against the image: unavailable, not rejected.
-        return AwsUnavailableError(
-            f"ECR denied ecr:GetAuthorizationToken in {ecr.region} ({code}): grant the verifier's role "
-            f"ecr:GetAuthorizationToken (resource \"*\") and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer on "
-            f"the repositories of account {ecr.account}"
-        )
-    if code in _THROTTLING_CODES:
-        return AwsUnavailableError(f"ECR throttled ecr:GetAuthorizationToken in {ecr.region} ({code})")
-    return AwsUnavailableError(f"ecr:GetAuthorizationToken failed in {ecr.region}: {code or exc}")
 
 
 @dataclass(frozen=True, kw_only=True)

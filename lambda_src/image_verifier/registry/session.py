@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from urllib.parse import quote
 
 from ..deadline import Deadline
-from ..errors import HostileArtifactError, ImageNotFoundError, InvalidReferenceError, RegistryUnavailableError
+from ..errors import (
+    HostileArtifactError,
+    ImageNotFoundError,
+    InvalidReferenceError,
+    RegistryRefusedError,
+    RegistryUnavailableError,
+)
 from ..oci import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -154,12 +160,13 @@ class RegistrySession(RequestCounter):
                                  headers=headers, body=body, max_bytes=max_bytes, what=what)
 
     def raise_for_status(self, response: Response, ref: ImageReference, what: str, *, expected: int | None = None) -> None:
-        """Map a non-success status to our error tree: 404 -> not found, anything else -> unavailable."""
+        """Map a non-success status to our error tree: 401/403 -> refused, 404 -> not found, anything else
+        -> unavailable (429/503 were already retried by the transport)."""
         status = response.status
         if (expected is None and 200 <= status < 300) or status == expected:
             return
         if status in (401, 403):
-            raise RegistryUnavailableError(
+            raise RegistryRefusedError(
                 f"{ref.api_host} refused {what} ({response.error_text()}): {_permission_hint(ref, status)}"
             )
         if status == 404:

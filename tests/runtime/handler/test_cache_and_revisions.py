@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from image_verifier.errors import AwsUnavailableError
-from image_verifier.handler.aws_errors import AwsRefusedError
+from image_verifier.aws_errors import AwsRefusedError
 from image_verifier.handler.cache import VerdictCache
 from image_verifier.handler.ecs import RevisionReader
 from image_verifier.platform import Platform
