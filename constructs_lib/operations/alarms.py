@@ -14,6 +14,7 @@ defaults (docs/constructs/operations.md has the table; docs/operations.md the ru
 - ``Rejections``: refused deployments above a threshold (a signing pipeline is broken, or someone
   is trying to deploy what is not signed);
 - ``BreakGlassAdmissions``: any deployment admitted on a break-glass signature;
+- ``AdmittedWithWarnings``: any image admitted although a check failed (a signer below ``strict``);
 - per protected service, ``<controller>NotCalled``: ECS deployed the service but the gate made no
   decision for it (the hook was removed, or ECS no longer calls it). See `GateAlarms.watch`.
 """
@@ -64,6 +65,8 @@ class AdmissionAlarms:
     :param rejections_threshold: refused decisions per ``rejections_period``. :default: 5
     :param rejections_period: :default: 15 minutes
     :param break_glass: alarm on any deployment admitted on a break-glass signature. :default: True
+    :param admitted_with_warnings: alarm on any image admitted although a check failed (its
+        signer's verification level only logs that check). :default: True
     :param not_called_period: the window in which a deployment of a protected service with no
         decision for it raises ``NotCalled`` (1 to 24 hours, whole hours). :default: 1 hour
     """
@@ -78,6 +81,7 @@ class AdmissionAlarms:
     rejections_threshold: int = 5
     rejections_period: Duration | None = None
     break_glass: bool = True
+    admitted_with_warnings: bool = True
     not_called_period: Duration | None = None
 
     def __post_init__(self) -> None:
@@ -134,6 +138,9 @@ class GateAlarms(Construct):
         if p.break_glass:
             self._add("BreakGlassAdmissions", c.metric_break_glass_images(period=p.period), 1,
                       "a deployment was admitted on a break-glass signature: review it")
+        if p.admitted_with_warnings:
+            self._add("AdmittedWithWarnings", c.metric_admitted_with_warnings(period=p.period), 1,
+                      "an image was admitted although a check failed (a signer's verification level only logs it)")
         # One metric per ECS service, from the audit records: what `watch` compares with deployments.
         logs.MetricFilter(
             self, "DecisionsByEcsService", log_group=c.log_group,

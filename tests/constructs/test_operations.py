@@ -197,6 +197,7 @@ def test_rejects_metric_decisions_when_outcome_is_not_a_decision_outcome(operate
     ("Unavailable", _names.NAMESPACE, "UnavailableDecisions", 1, 300, "GreaterThanOrEqualToThreshold"),
     ("Rejections", _names.NAMESPACE, "Rejected", 5, 900, "GreaterThanOrEqualToThreshold"),
     ("BreakGlassAdmissions", _names.NAMESPACE, "BreakGlassImages", 1, 300, "GreaterThanOrEqualToThreshold"),
+    ("AdmittedWithWarnings", _names.NAMESPACE, "AdmittedWithWarnings", 1, 300, "GreaterThanOrEqualToThreshold"),
 ])
 def test_alarms_have_the_documented_defaults_and_notify_the_callers_topic(operated, suffix, namespace, metric,
                                                                           threshold, period, comparison):
@@ -224,6 +225,7 @@ def test_thresholds_and_periods_are_overridable():
     # Given non-default thresholds and a 30 s timeout
     app, stack, _ = _world(timeout=Duration.seconds(30), alarm_props={
         "rejections_threshold": 2, "rejections_period": Duration.minutes(60), "duration_ratio": 0.5, "break_glass": False,
+        "admitted_with_warnings": False,
         "not_called_period": Duration.hours(6), "period": Duration.minutes(1)})
     template = app.synth().get_stack_by_name(stack.stack_name).template
     # Then the alarms follow them
@@ -231,7 +233,7 @@ def test_thresholds_and_periods_are_overridable():
     assert (rejections["Threshold"], rejections["Period"]) == (2, 3600)
     duration = _alarm(template, "AdmissionAlarmsDuration")
     assert (duration["Threshold"], duration["Period"]) == (15_000, 60)
-    assert not [k for k in resources(template, "AWS::CloudWatch::Alarm") if "BreakGlass" in k]
+    assert not [k for k in resources(template, "AWS::CloudWatch::Alarm") if "BreakGlass" in k or "Warnings" in k]
     not_called = _alarm(template, "ServiceAdmissionNotCalled")
     assert {m["MetricStat"]["Period"] for m in not_called["Metrics"] if "MetricStat" in m} == {6 * 3600}
 
