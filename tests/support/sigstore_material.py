@@ -25,7 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from image_verifier.cosign.bundle import BUNDLE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, pae
 from image_verifier.cosign.keyless.fulcio import OIDC_ISSUER_V1, OIDC_ISSUER_V2
 from image_verifier.cosign.keyless.verify import CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION
-from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION
+from image_verifier.cosign.legacy import SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, signature_tag
+from image_verifier.oci import OCI_MANIFEST
+
+from .images import Blob, HasHost, PushedImage, canonical_json, empty_config, push_blob, push_manifest
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 WORKFLOW = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
@@ -303,3 +306,15 @@ def _sct_list(log: Log, tbs: bytes, issuer: x509.Certificate, timestamp: int, ta
     listed = struct.pack(">H", len(sct)) + sct
     tls = struct.pack(">H", len(listed)) + listed
     return b"\x04" + _der_length(len(tls)) + tls
+
+
+def push_keyless_sig(registry: HasHost, image: PushedImage, signatures: list[tuple[KeylessSignature, LocalSigstore]]) -> None:
+    """Store keyless signatures at the image's `sha256-<hex>.sig` tag, one layer each, as cosign v2 does."""
+    config = empty_config()
+    layers = [Blob(data=s.payload, media_type=SIMPLE_SIGNING_MEDIA_TYPE, annotations=s.legacy_annotations(sigstore))
+              for s, sigstore in signatures]
+    for blob in (config, *layers):
+        push_blob(registry, image.repository, blob.data)
+    manifest = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                               "layers": [layer.descriptor() for layer in layers]})
+    push_manifest(registry, image.repository, signature_tag(image.digest), manifest, OCI_MANIFEST)
