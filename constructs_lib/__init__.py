@@ -15,6 +15,11 @@ can use, with a break-glass key kept in its own account::
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
+
+if find_spec("aws_cdk") is None or find_spec("constructs") is None:
+    raise ImportError("constructs_lib needs aws-cdk-lib and constructs: install the package with its [cdk] extra, "
+                      "pip install 'signed-images-cdk[cdk]' (the [cli] extra alone holds only the verifier)")
 
 # Quiet synth: jsii's Node process prints a banner (as Python byte strings) for a deprecated,
 # end-of-life or untested Node version at start-up. Set before aws_cdk is first imported here,
