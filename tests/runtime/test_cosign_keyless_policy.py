@@ -137,3 +137,14 @@ def test_shipped_schema_accepts_the_keyless_signer_the_loader_writes(sigstore):
     body.pop("trustedRoot")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document(body), schema)
+
+
+def test_review_report_names_the_keyless_identity(sigstore):
+    # Given the reviewer's reading of a policy document with a keyless signer
+    from image_verifier.review.policy import _Reader
+
+    body = keyless_signer(sigstore.trusted_root(), subjectRegExp=r"https://github\.com/acme/.*")
+    signer = _Reader(None, None, {}).signer({"name": "release", "cosignKeyless": body})
+    # Then the report says which identity it trusts, not an unknown kind
+    assert signer.kind == "cosignKeyless"
+    assert signer.trusts == (rf"`~ https://github\.com/acme/.*` from `{GITHUB_ISSUER}` (Fulcio certificate, Rekor entry)",)

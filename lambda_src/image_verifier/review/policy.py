@@ -161,7 +161,8 @@ class _Reader:
         return self.resolver.target(self.stack, value) if isinstance(value, str) else None
 
     def signer(self, raw: dict[str, Any]) -> PolicySigner:
-        kind = next((k for k in ("cosignKey", "awsSigner", "notationX509") if isinstance(raw.get(k), dict)), "?")
+        kind = next((k for k in ("cosignKey", "awsSigner", "notationX509", "cosignKeyless")
+                     if isinstance(raw.get(k), dict)), "?")
         body = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
         if kind == "cosignKey":
             values = [body["kmsKeyArn"]] if "kmsKeyArn" in body else []
@@ -169,6 +170,11 @@ class _Reader:
         elif kind == "awsSigner":
             values = body.get("signingProfileArns") if isinstance(body.get("signingProfileArns"), list) else []
             trusts = [self.shown(v) for v in values]
+        elif kind == "cosignKeyless":  # an OIDC identity, not an AWS resource: nothing to link
+            values = []
+            subject = body.get("subject") or f"~ {body.get('subjectRegExp')}"
+            issuer = body.get("issuer") or f"~ {body.get('issuerRegExp')}"
+            trusts = [f"`{self.text(subject)}` from `{self.text(issuer)}` (Fulcio certificate, Rekor entry)"]
         else:
             values = []
             trusts = [f"`{self.text(v)}`" for v in body.get("trustedIdentities") or []]

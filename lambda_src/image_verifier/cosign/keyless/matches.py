@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from ...errors import NoSignatureError, VerificationError
+from ...errors import NoSignatureError, PolicyError, UnavailableError, VerificationError
 from ...evidence import MAX_SIGNATURE_CANDIDATES, Evidence
 from ...oci import OCI_EMPTY_CONFIG, Descriptor
 from ...policy import CosignKeylessTrust, Rule, SignerKind, TrustedSigner
@@ -53,6 +53,11 @@ def keyless_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence) -> It
         except VerificationError as exc:
             reasons.append(f"{signature_tag(evidence.digest)} layer {index}: {exc}")
             continue
+        except (UnavailableError, PolicyError):
+            raise  # not about this signature: the evidence or the policy itself
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one certificate must not hide the others
+            reasons.append(f"{signature_tag(evidence.digest)} layer {index}: could not be parsed ({type(exc).__name__})")
+            continue
         found += 1
         yield match("cosign-legacy", manifest.digest, signature, result)  # type: ignore[union-attr]
 
@@ -71,6 +76,11 @@ def keyless_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence) -> It
                                            required_annotations=rule.required_annotations)
         except VerificationError as exc:
             reasons.append(f"bundle {referrer.digest}: {exc}")
+            continue
+        except (UnavailableError, PolicyError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - as above
+            reasons.append(f"bundle {referrer.digest}: could not be parsed ({type(exc).__name__})")
             continue
         found += 1
         yield match("cosign-bundle", referrer.digest, bundle, result)
