@@ -1,6 +1,6 @@
 """`AdmissionAlarms`: opt-in alarms on the admission gate, to a topic the caller owns.
 
-    topic = sns.Topic(stack, "GateAlarms", enforce_ssl=True, master_key=key)
+    topic = sns.Topic(stack, "GateAlarms", enforce_ssl=True)
     AdmissionController(stack, "Admission", ..., alarms=AdmissionAlarms(topic=topic))
 
 Each alarm sends ALARM and OK to ``topic``; no topic is ever created here. The alarms and their
