@@ -39,6 +39,7 @@ from ._coverage import Coverage, check_service
 from ._policy import AdmissionExemption, PolicyBuilder
 from ._strategy_check import METADATA_KEY
 from ._strategy_check import register as register_strategy_check
+from .trust_lock import register_trust_lock
 
 ALLOWED_STAGES = (ecs.DeploymentLifecycleStage.PRE_SCALE_UP, ecs.DeploymentLifecycleStage.POST_SCALE_UP)
 _ARCHITECTURE_NAMES = {"arm64": "arm64", "x86_64": "x86_64"}
@@ -233,6 +234,7 @@ class AdmissionController(AdmissionMetrics, Construct):
         self._coverage = Coverage(policy=self.policy.policy, repositories=tuple(repositories),
                                   controller_path=self.node.path)
         register_strategy_check(self)
+        register_trust_lock(self)  # signing-trust.lock.json: keys are retired, never removed
 
     # -- protecting services --------------------------------------------------------------------
     @property
