@@ -308,3 +308,18 @@ def test_verdict_json_and_cli_text_carry_each_step_when_expiry_is_logged_by_over
     text = _human(verdict)
     assert "signer 'corp' steps: integrity=enforce:passed" in text
     assert "expiry=log:failed (the signature expired at" in text and "revocation=skip:skipped" in text
+
+
+def test_shipped_schema_accepts_the_override_the_loader_writes_and_refuses_integrity() -> None:
+    # Given the published JSON Schema
+    import jsonschema
+    from importlib import resources
+
+    schema = json.loads(resources.files("image_verifier.policy").joinpath("schema.json").read_text())
+    document = notation_policy("registry.example", CHAIN, ["corp"])
+    document["trustedSigners"][0]["notationX509"]["override"] = {"expiry": "log", "revocation": "skip"}
+    # When / Then what the loader writes validates, and an integrity override does not
+    jsonschema.validate(json.loads(Policy.from_json(document).to_json()), schema)
+    document["trustedSigners"][0]["notationX509"]["override"] = {"integrity": "log"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
