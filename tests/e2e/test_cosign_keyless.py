@@ -37,7 +37,7 @@ def sigstore() -> LocalSigstore:
 
 
 def keyless_policy(tmp_path: Path, registry_host: str, sigstore: LocalSigstore, *, extra_signers: dict[str, Any] | None = None,
-                   all_of: list[str] | None = None, **identity: Any) -> Path:
+                   all_of: list[str] | None = None, rule_extra: dict[str, Any] | None = None, **identity: Any) -> Path:
     """A policy file whose keyless signer reads trusted_root.json from beside it (trustedRootFile)."""
     (tmp_path / "trusted_root.json").write_text(json.dumps(sigstore.trusted_root()))
     body = keyless_signer(sigstore.trusted_root(), **identity)
@@ -45,6 +45,7 @@ def keyless_policy(tmp_path: Path, registry_host: str, sigstore: LocalSigstore, 
     body["trustedRootFile"] = "trusted_root.json"
     rule: dict[str, Any] = {"name": "release", "images": [f"{registry_host}/**"]}
     rule.update({"allOf": all_of} if all_of else {"anyOf": ["release"]})
+    rule.update(rule_extra or {})
     return write_policy(tmp_path, {"version": "1", "rules": [rule], "trustedSigners": [
         {"name": "release", "cosignKeyless": body}, *({"name": n, **b} for n, b in (extra_signers or {}).items())]})
 
@@ -138,3 +139,21 @@ def test_cli_process_admits_a_keyless_image_offline(registry, tmp_path, sigstore
     assert done.returncode == 0, done.stdout + done.stderr
     verdict = json.loads(done.stdout.splitlines()[0])
     assert verdict["outcome"] == "verified" and verdict["signers"][0]["kind"] == "cosignKeyless"
+
+
+def test_match_docker_reference_applies_to_keyless_signatures(registry, tmp_path, sigstore):
+    # Given one image signed keyless for another repository (.sig), and one with a cosign v3 bundle (no name)
+    relocated = push_image(registry, unique_repository(), "v1", layer_bytes=b"relocated")
+    elsewhere = SimpleSigningPayload(docker_reference=f"{registry.host}/elsewhere",
+                                     manifest_digest=relocated.digest).to_bytes()
+    push_keyless_sig(registry, relocated, [(sign_legacy(sigstore, elsewhere), sigstore)])
+    bundled = push_image(registry, unique_repository(), "v1", layer_bytes=b"bundled")
+    push_bundle_referrer(registry, bundled, sign_bundle(sigstore, in_toto_statement(bundled.digest)).bundle())
+    policy = keyless_policy(tmp_path, registry.host, sigstore, rule_extra={"matchDockerReference": True})
+    # When both are verified under a rule that binds the repository
+    result = verify(registry.host, policy, str(relocated.ref), str(bundled.ref))
+    # Then neither is admitted, each for its own reason
+    assert result.code == 1, result
+    first, second = result.verdicts
+    assert "but the rule requires" in first["reasons"][0]
+    assert "matchDockerReference" in second["reasons"][0]

@@ -29,6 +29,7 @@ def keyless_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence) -> It
     assert isinstance(trust, CosignKeylessTrust)
     reasons: list[str] = []
     found = 0
+    expected_reference = evidence.ref.name if rule.match_docker_reference else None
 
     def match(fmt: str, signature_digest: str, signed: bytes, result: KeylessResult) -> SignerMatch:
         return SignerMatch(signer=signer.name, kind=SignerKind.COSIGN_KEYLESS.value, identity=result.identity,
@@ -49,7 +50,7 @@ def keyless_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence) -> It
             result = verify_legacy_keyless(
                 annotations=layer.annotations, payload=payload, signature=signature, trust=trust,
                 subject_digest=evidence.digest, required_annotations=rule.required_annotations,
-                expected_reference=evidence.ref.name if rule.match_docker_reference else None)
+                expected_reference=expected_reference)
         except VerificationError as exc:
             reasons.append(f"{signature_tag(evidence.digest)} layer {index}: {exc}")
             continue
@@ -73,7 +74,8 @@ def keyless_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence) -> It
                 continue  # another kind of referrer (an SBOM, a Notation signature)
             bundle = evidence.blob(layer, max_bytes=MAX_BUNDLE_BYTES)
             result = verify_bundle_keyless(bundle, trust=trust, subject_digest=evidence.digest,
-                                           required_annotations=rule.required_annotations)
+                                           required_annotations=rule.required_annotations,
+                                           expected_reference=expected_reference)
         except VerificationError as exc:
             reasons.append(f"bundle {referrer.digest}: {exc}")
             continue

@@ -81,7 +81,8 @@ def verify_legacy_keyless(*, annotations: Mapping[str, str], payload: bytes, sig
 
 
 def verify_bundle_keyless(raw: bytes, *, trust: CosignKeylessTrust, subject_digest: str,
-                          required_annotations: Mapping[str, str] | None = None) -> KeylessResult:
+                          required_annotations: Mapping[str, str] | None = None,
+                          expected_reference: str | None = None) -> KeylessResult:
     """Verify a cosign v3 sigstore bundle whose verification material is a Fulcio certificate."""
     bundle = strict_json_loads(raw, what="the sigstore bundle")
     material = bundle.get("verificationMaterial") if isinstance(bundle, dict) else None
@@ -99,7 +100,8 @@ def verify_bundle_keyless(raw: bytes, *, trust: CosignKeylessTrust, subject_dige
     payload = decode_base64(envelope.get("payload"), "the DSSE payload")  # type: ignore[union-attr]
     result = _verify_certificate(leaf, [entry_from_bundle(e) for e in entries], trust, lambda e: check_dsse(
         e, signature=signature, certificate_der=_der(leaf), payload=payload))
-    verify_bundle(raw, key=result.key, subject_digest=subject_digest, required_annotations=required_annotations)
+    verify_bundle(raw, key=result.key, subject_digest=subject_digest, required_annotations=required_annotations,
+                  expected_reference=expected_reference)
     return result
 
 
