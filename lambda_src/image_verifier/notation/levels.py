@@ -176,9 +176,3 @@ class StepLog:
     def outcomes(self) -> tuple[StepOutcome, ...]:
         return tuple(self._outcomes[step] for step in SPEC_ORDER if step in self._outcomes)
 
-
-def judge(level: Level, failure: Failure, warnings: list[str]) -> None:
-    """Raise the failure's error if `level` enforces its step, else append a warning (one-off use)."""
-    log = StepLog(level)
-    log.judge(failure)
-    warnings.extend(log.warnings)
