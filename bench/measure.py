@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,33 +38,53 @@ HANDLER_IMPORTS = ("image_verifier.handler.app, image_verifier.handler.admission
                    "image_verifier.handler.telemetry, boto3, aws_lambda_powertools")
 
 
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """The environment of the measured processes. With `pycache`, bytecode is written to and read from
+    there (as after `pip install`, which compiles); without, nothing is cached and every module is
+    compiled from source on each start, as in the Lambda asset, which ships no `__pycache__`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    if pycache is None:
+        empty = Path(tempfile.mkdtemp(prefix="no-pycache-"))
+        env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(empty))
+    else:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
-def fresh_process(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int) -> dict[str, Any]:
-    """`python -m image_verifier verify` in a new process per run, as a pipeline runs it."""
-    walls, spans, requests, transferred = [], [], [], []
+def fresh_process(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """`python -m image_verifier verify` in a new process per run, as a pipeline runs it (after one
+    unmeasured run, so that bytecode is cached when `env` caches it)."""
+    walls, spans, requests, transferred, cpus = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.json"
         policy_file.write_text(json.dumps(policy))
         command = [sys.executable, "-m", "image_verifier", "verify", "--policy", str(policy_file),
                    "--insecure-registry", proxy.host, "--json", *refs]
-        for _ in range(runs):
+        for attempt in range(runs + 1):
             proxy.stats()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                                  env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"})
-            walls.append((time.perf_counter() - started) * 1000)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+            wall = (time.perf_counter() - started) * 1000
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             stats = proxy.stats()
             verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
             if done.returncode != 0 or len(verdicts) != len(refs) or any(v["outcome"] != "verified" for v in verdicts):
                 raise RuntimeError(f"the fresh-process verify failed (exit {done.returncode}): {done.stderr[-2000:]}")
+            if attempt == 0:
+                continue  # the warm-up run
+            walls.append(wall)
+            cpus.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
             spans.append(stats["span_ms"])
             requests.append(stats["requests"] / len(refs))
             transferred.append((stats["bytes_up"] + stats["bytes_down"]) / len(refs))
     return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(requests),
-            "bytes_per_image": round(statistics.median(transferred))}
+            "bytes_per_image": round(statistics.median(transferred)), "client_cpu_ms": _median(cpus)}
 
 
 def warm_decisions(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int) -> dict[str, Any]:
@@ -73,13 +94,15 @@ def warm_decisions(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: 
     requests = [ImageRequest(image=ref) for ref in refs]
     if not verifier.decide(requests, deadline=Deadline.after(60)).admitted:
         raise RuntimeError("the warm-up decision did not admit every image")
-    walls, spans, counts, transferred = [], [], [], []
+    walls, spans, counts, transferred, cpus = [], [], [], [], []
     for _ in range(runs):
         proxy.stats()
         before = client.request_count
+        cpu_before = time.process_time()  # every thread of this process: the client's work, bound by the GIL
         started = time.perf_counter()
         decision = verifier.decide(requests, deadline=Deadline.after(60))
         walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.process_time() - cpu_before) * 1000)
         stats = proxy.stats()
         if not decision.admitted:
             raise RuntimeError(f"a warm decision did not admit every image: {decision.verdicts}")
@@ -87,7 +110,8 @@ def warm_decisions(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: 
         counts.append((client.request_count - before) / len(refs))
         transferred.append((stats["bytes_up"] + stats["bytes_down"]) / len(refs))
     return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(counts),
-            "bytes_per_image": round(statistics.median(transferred)), "new_connections": stats["connections"]}
+            "bytes_per_image": round(statistics.median(transferred)), "new_connections": stats["connections"],
+            "client_cpu_ms": _median(cpus)}
 
 
 def verification_cpu_ms(proxy: Proxy, policy_document: dict[str, Any], ref: str, runs: int = 50) -> float:
@@ -117,29 +141,30 @@ def verification_cpu_ms(proxy: Proxy, policy_document: dict[str, Any], ref: str,
     return round(statistics.median(times), 2)
 
 
-def _process_ms(code: str, runs: int) -> list[float]:
+def _process_ms(code: str, runs: int, env: dict[str, str]) -> list[float]:
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)  # fills the bytecode cache
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
         times.append((time.perf_counter() - started) * 1000)
     return times
 
 
-def import_cost(modules: str, runs: int = 9) -> dict[str, float]:
+def import_cost(modules: str, env: dict[str, str], runs: int = 9) -> dict[str, float]:
     """A fresh interpreter importing `modules`, minus one that imports nothing (`python -c pass`).
     The minimum of several runs is the figure least disturbed by other work on the machine."""
-    base = _process_ms("pass", runs)
-    loaded = _process_ms(f"import {modules}", runs)
+    base = _process_ms("pass", runs, env)
+    loaded = _process_ms(f"import {modules}", runs, env)
     return {"python_pass_ms": round(min(base), 1), "with_imports_ms": round(min(loaded), 1),
             "imports_ms": round(min(loaded) - min(base), 1),
             "imports_ms_median": round(statistics.median(loaded) - statistics.median(base), 1)}
 
 
-def top_imports(modules: str, count: int = 8) -> list[tuple[str, float]]:
-    """The image_verifier modules with the largest cumulative import time (`python -X importtime`)."""
+def top_imports(modules: str, env: dict[str, str], count: int = 8) -> list[tuple[str, float]]:
+    """The modules with the largest cumulative import time (`python -X importtime`, bytecode cached)."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {modules}"], capture_output=True, text=True,
-                          check=True)
+                          check=True, env=env)
     rows = []
     for line in done.stderr.splitlines():
         parts = line.split("|")

@@ -27,21 +27,23 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"Run of {results['date']} on {env['machine']} ({env['cpus']} CPUs), Python {env['python']}, "
         f"docker-registry 2.8 on 127.0.0.1 behind `bench/latency_proxy.py` adding {rtt:g} ms of round-trip time "
         f"(and one more round trip for each new TCP connection, as a handshake would). Images by digest, "
-        f"each signed once. Fresh: median of {env['fresh_runs']} runs; warm: median of {env['warm_runs']}.",
+        f"each signed once. Fresh: median of {env['fresh_runs']} runs after one unmeasured run (bytecode cached); "
+        f"warm: median of {env['warm_runs']} after one. Load average before/after: "
+        f"{env['load_average_before'][0]:g}/{env['load_average_after'][0]:g} (1 min): other work shared the CPUs.",
         "",
         "| format | images | run | wall (ms) | network span (ms) | network minimum (ms) | span / minimum "
-        "| physical minimum (ms) | wall / physical minimum | requests per image | bytes per image |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| physical minimum (ms) | wall / physical minimum | client CPU (ms) | requests per image | bytes per image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
         lines.append(
             f"| {row['format']} | {row['images']} | {row['run']} | {row['wall_ms']:g} | {row['span_ms']:g} "
             f"| {row['network_minimum_ms']:g} | {_ratio(row['span_ms'], row['network_minimum_ms'])} "
             f"| {row['physical_minimum_ms']:g} | {_ratio(row['wall_ms'], row['physical_minimum_ms'])} "
-            f"| {row['requests_per_image']:g} | {row['bytes_per_image']} |")
+            f"| {row['client_cpu_ms']:g} | {row['requests_per_image']:g} | {row['bytes_per_image']} |")
     cpu = results["verification_cpu_ms"]
     start = results["imports"]
-    handler = results["handler_imports"]
+    handler, uncached = results["handler_imports"], results["handler_imports_no_bytecode"]
     lines += [
         "",
         f"- Verification CPU once the bytes are here (median of 50, one image): cosign {cpu['cosign']:g} ms, "
@@ -49,7 +51,9 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"- A fresh interpreter: `python -c pass` {start['python_pass_ms']:g} ms; importing what a cosign-only "
         f"`verify` imports: +{start['imports_ms']:g} ms (minimum of 9 runs; median +{start['imports_ms_median']:g} ms).",
         f"- Handler cold import (the handler, composition root, boto3, Powertools): +{handler['imports_ms']:g} ms "
-        f"(minimum of 9; median +{handler['imports_ms_median']:g} ms).",
+        f"with bytecode cached (minimum of 9; median +{handler['imports_ms_median']:g} ms); +{uncached['imports_ms']:g} ms "
+        "when every module is compiled from source, as from the Lambda asset, which ships no `__pycache__` "
+        "(minimum of 5).",
         "- Largest cumulative imports of a cosign-only `verify` (`-X importtime`, one run): "
         + ", ".join(f"`{name}` {ms:.0f} ms" for name, ms in results["top_imports"]) + ".",
         f"- oras-py: {results['oras']}.",

@@ -67,6 +67,8 @@ def main() -> None:
 def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
     rtt = args.rtt_ms
     most = max(counts)
+    load_before = os.getloadavg()
+    env = measure.child_env(Path(tempfile.mkdtemp(prefix="bench-pycache-")))
     sets = [cosign_set(registry, most), notation_set(registry, most)]
     cpu = {s.format: measure.verification_cpu_ms(proxy, policy_for(s, proxy.host), references(s, proxy.host, 1)[0])
            for s in sets}
@@ -77,7 +79,7 @@ def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> 
             refs = references(signed, proxy.host, count)
             rounds = ROUNDS[signed.format]
             for run_kind, figures, setup in (
-                ("fresh", measure.fresh_process(proxy, policy, refs, args.fresh_runs), 1),
+                ("fresh", measure.fresh_process(proxy, policy, refs, args.fresh_runs, env), 1),
                 ("warm", measure.warm_decisions(proxy, policy, refs, args.warm_runs), 0),
             ):
                 network_minimum = (rounds + setup) * rtt
@@ -88,12 +90,15 @@ def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> 
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "environment": {"rtt_ms": rtt, "python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "fresh_runs": args.fresh_runs, "warm_runs": args.warm_runs},
+                        "cpus": os.cpu_count(), "fresh_runs": args.fresh_runs, "warm_runs": args.warm_runs,
+                        "load_average_before": [round(x, 1) for x in load_before],
+                        "load_average_after": [round(x, 1) for x in os.getloadavg()]},
         "rows": rows,
         "verification_cpu_ms": cpu,
-        "imports": measure.import_cost(measure.COSIGN_VERIFY_IMPORTS),
-        "top_imports": measure.top_imports(measure.COSIGN_VERIFY_IMPORTS),
-        "handler_imports": measure.import_cost(measure.HANDLER_IMPORTS),
+        "imports": measure.import_cost(measure.COSIGN_VERIFY_IMPORTS, env),
+        "top_imports": measure.top_imports(measure.COSIGN_VERIFY_IMPORTS, env),
+        "handler_imports": measure.import_cost(measure.HANDLER_IMPORTS, env),
+        "handler_imports_no_bytecode": measure.import_cost(measure.HANDLER_IMPORTS, measure.child_env(None), runs=5),
         "oras": measure.oras_status(),
         "lambda_asset": measure.lambda_asset(),
     }

@@ -54,6 +54,11 @@ def build_verifier(policy: Policy, *, insecure_registries: Iterable[str] = (), a
     if registry is None:
         registry = RegistryClient(insecure_registries=frozenset(insecure_registries),
                                   ecr_auth=EcrCredentials(aws.for_service("ecr")))
+    if any(s.kind in (SignerKind.AWS_SIGNER, SignerKind.NOTATION_X509) for s in policy.trusted_signers):
+        # Load the Notation verifier now, not after the first registry round trip: what only this
+        # policy needs is imported while the process starts (the Lambda's init), never mid-decision.
+        from .notation import verify as _notation_verify  # noqa: F401
+
     revocation = None
     if any(s.kind is SignerKind.AWS_SIGNER for s in policy.trusted_signers):
         from .notation.awssigner import SignerRevocationChecker
