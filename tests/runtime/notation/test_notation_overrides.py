@@ -323,3 +323,24 @@ def test_shipped_schema_accepts_the_override_the_loader_writes_and_refuses_integ
     document["trustedSigners"][0]["notationX509"]["override"] = {"integrity": "log"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, schema)
+
+
+def test_audit_record_carries_each_step_of_a_notation_signer() -> None:
+    # Given the admission handler, and a verdict whose Notation signer logged expiry and skipped revocation
+    from image_verifier.verdict import SignerMatch, Verdict
+    from tests.runtime.handler.hook_support import APP, DIGEST, SIGNED, FakeVerifier, answers, hook_event
+    from tests.runtime.handler.test_hostile_events import handler_for
+
+    result = _verify(_expired_signature(), nv.x509_trust(CHAIN, override={"expiry": "log", "revocation": "skip"}))
+    match = SignerMatch(signer="corp", kind="notationX509", identity=result.identity, format="notation-jws",
+                        verified_digest=DIGEST, warnings=result.warnings, steps=result.steps)
+    verdict = Verdict(image=APP, digest=DIGEST, outcome=Outcome.VERIFIED, rule="signed", signers=(match,),
+                      warnings=result.warnings)
+    admission = handler_for(*answers(), verifier=FakeVerifier(SIGNED, verdicts={APP: verdict}))
+    # When the deployment is decided
+    assert admission.handle(hook_event()) == {"hookStatus": "SUCCEEDED"}
+    # Then the audit record's image entry lists every step with its action and outcome
+    steps = admission.audit_records()[0]["images"][0]["signers"][0]["steps"]
+    assert [(s["step"], s["action"], s["outcome"]) for s in steps] == [
+        ("integrity", "enforce", "passed"), ("authenticity", "enforce", "passed"),
+        ("authenticTimestamp", "enforce", "passed"), ("expiry", "log", "failed"), ("revocation", "skip", "skipped")]
