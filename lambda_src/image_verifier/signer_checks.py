@@ -16,13 +16,13 @@ from datetime import datetime
 from importlib import import_module
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .cosign.bundle import BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layer, verify_bundle
+from .cosign.bundle import verify_bundle
+from .cosign.candidates import verified_cosign_signatures
 from .cosign.keys import CosignKeyResolver, check_key_usable
 from .cosign.payload import check_required_annotations
-from .cosign.legacy import MAX_PAYLOAD_BYTES, layer_signature, signature_tag, verify_simple_signing
+from .cosign.legacy import signature_tag, verify_simple_signing
 from .errors import NoSignatureError, PolicyError, UnavailableError, VerificationError
-from .evidence import MAX_SIGNATURE_CANDIDATES, Evidence
-from .oci import OCI_EMPTY_CONFIG, Descriptor
+from .evidence import Evidence
 from .policy import CosignKeyTrust, Rule, SignerKind, TrustedSigner
 from .policy.keys import key_id
 from .verdict import SignerMatch
@@ -81,45 +81,16 @@ def cosign_matches(signer: TrustedSigner, rule: Rule, evidence: Evidence, keys: 
     found = 0
     expected_reference = evidence.ref.name if rule.match_docker_reference else None
     reasons: list[str] = []
-
-    # 1. the legacy `.sig` tag: cheapest, two requests per signature
-    try:
-        manifest = evidence.cosign_signatures()
-    except VerificationError as exc:  # junk at the tag must not hide a bundle signature
-        manifest = None
-        reasons.append(f"{signature_tag(evidence.digest)}: {exc}")
-    for index, layer in enumerate(manifest.layers[:MAX_SIGNATURE_CANDIDATES] if manifest else []):
-        try:
-            signature = layer_signature(layer)
-            payload = evidence.blob(layer, max_bytes=MAX_PAYLOAD_BYTES)
-            verify_simple_signing(payload=payload, signature=signature, key=key, subject_digest=evidence.digest,
-                                  required_annotations=dict(rule.required_annotations),
-                                  expected_reference=expected_reference)
-        except VerificationError as exc:
-            reasons.append(f"{signature_tag(evidence.digest)} layer {index}: {exc}")
-            continue
+    for verified in verified_cosign_signatures(
+            evidence, reasons,
+            legacy=lambda layer, payload, signature: verify_simple_signing(
+                payload=payload, signature=signature, key=key, subject_digest=evidence.digest,
+                required_annotations=dict(rule.required_annotations), expected_reference=expected_reference),
+            bundle=lambda raw: verify_bundle(raw, key=key, subject_digest=evidence.digest,
+                                             required_annotations=rule.required_annotations,
+                                             expected_reference=expected_reference)):
         found += 1
-        yield match("cosign-legacy", manifest.digest, signature)  # type: ignore[union-attr]
-
-    # 2. cosign v3 sigstore bundles stored as referrers
-    def may_be_bundle(d: Descriptor) -> bool:  # the tag-schema index may carry the config type instead
-        return d.artifact_type in (None, BUNDLE_MEDIA_TYPE, OCI_EMPTY_CONFIG)
-
-    referrers, problems = evidence.referrer_manifests(may_be_bundle)
-    for referrer in referrers:
-        try:
-            layer = bundle_layer(referrer)
-            if layer is None:
-                continue  # another kind of referrer (an SBOM, a Notation signature)
-            bundle = evidence.blob(layer, max_bytes=MAX_BUNDLE_BYTES)
-            verify_bundle(bundle, key=key, subject_digest=evidence.digest, required_annotations=rule.required_annotations,
-                          expected_reference=expected_reference)
-        except VerificationError as exc:
-            reasons.append(f"bundle {referrer.digest}: {exc}")
-            continue
-        found += 1
-        yield match("cosign-bundle", referrer.digest, bundle)
-    reasons += problems
+        yield match(verified.format, verified.carrier, verified.signed)
 
     if found:
         return

@@ -329,3 +329,15 @@ def test_every_audit_path_of_a_tree_leads_to_its_root_and_a_flipped_bit_does_not
         flipped = list(path)
         flipped[position] = bytes([path[position][0] ^ 1]) + path[position][1:]
         assert not merkle_root_matches(index, size, leaves[index], tuple(flipped), root)
+
+
+def test_rejects_candidate_as_unparsable_when_a_check_raises_an_unexpected_error():
+    # Given a check that fails the way a parser bug would (not one of our errors)
+    from image_verifier.cosign.keyless.matches import _one_candidate
+
+    def broken():
+        raise KeyError("rawBytes")
+
+    # Then that candidate is refused with a reason, so the walk goes on to the others
+    with pytest.raises(SignatureIntegrityError, match="could not be parsed \\(KeyError"):
+        _one_candidate(broken)
