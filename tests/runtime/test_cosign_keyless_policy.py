@@ -45,9 +45,12 @@ def test_rejects_policy_when_the_trusted_root_has_no_ctlogs(sigstore):
     assert caught.value.path == "trustedSigners[0].cosignKeyless.trustedRoot"
 
 
-def test_accepts_a_trusted_root_without_ctlogs_when_scts_are_ignored(sigstore):
+def test_accepts_a_trusted_root_without_ctlogs_when_scts_are_ignored_and_says_so(sigstore):
     policy = Policy.from_json(document(keyless_signer(sigstore.trusted_root(ctlogs=False), ignoreSct=True)))
     assert policy.signer("release").trust.ignore_sct is True  # type: ignore[union-attr]
+    # the weaker choice is announced, as verification levels are (the CLI prints Policy.warnings)
+    assert policy.warnings == ("trustedSigners[0].cosignKeyless.ignoreSct: signer 'release' accepts certificates "
+                               "that no certificate transparency log has seen (cosign --insecure-ignore-sct)",)
 
 
 def test_rejects_policy_when_subject_and_subject_regexp_are_both_given(sigstore):

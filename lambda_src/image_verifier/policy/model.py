@@ -231,6 +231,10 @@ class Policy:
         found = []
         for index, signer in enumerate(self.trusted_signers):
             trust = signer.trust
+            if isinstance(trust, CosignKeylessTrust) and trust.ignore_sct:
+                found.append(f"trustedSigners[{index}].cosignKeyless.ignoreSct: signer {signer.name!r} accepts "
+                             "certificates that no certificate transparency log has seen (cosign "
+                             "--insecure-ignore-sct)")
             if isinstance(trust, (CosignKeyTrust, CosignKeylessTrust)):
                 continue
             from ..notation.levels import effective_level, weakened_steps  # here: cosign-only policies never load it
