@@ -32,6 +32,7 @@ for _name, _value in (("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1"),
     os.environ.setdefault(_name, _value)
 
 from .admission import AdmissionController, AdmissionExemption, AdmissionMode, RequireImageAdmission
+from .audit import PushAudit, TaskAudit
 from .break_glass import BreakGlassSigningKey
 from .break_glass_signing import BreakGlassSigning
 from .ci_roles import CiSigningRole, CodeBuildSigningRole, GitHubActionsSigningRole
@@ -61,6 +62,7 @@ __all__ = [
     "ISigningProfile",
     "KeyState",
     "NotationSigningProfile",
+    "PushAudit",
     "RegistrySigningRules",
     "RequireImageAdmission",
     "SignedImageSupplyChain",
@@ -68,4 +70,5 @@ __all__ = [
     "SigningKeySpec",
     "SigningProfileBase",
     "SigningRule",
+    "TaskAudit",
 ]
