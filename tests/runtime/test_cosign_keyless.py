@@ -341,3 +341,11 @@ def test_rejects_candidate_as_unparsable_when_a_check_raises_an_unexpected_error
     # Then that candidate is refused with a reason, so the walk goes on to the others
     with pytest.raises(SignatureIntegrityError, match="could not be parsed \\(KeyError"):
         _one_candidate(broken)
+
+
+def test_verifies_a_leaf_issued_by_the_root_of_a_ca_chain_directly(sigstore):
+    # Given a Fulcio whose root issues leaves itself (its chain in the trusted root is root only)
+    signature = sign_legacy(sigstore, payload_for(), ca=(sigstore.root, sigstore.root_key))
+    trust = trust_for(sigstore, root=sigstore.trusted_root(ca_chain=[sigstore.root]))
+    # Then the leaf chains (and its SCT names the root's key as the issuer key)
+    assert verify_legacy(sigstore, signature, trust).subject == WORKFLOW

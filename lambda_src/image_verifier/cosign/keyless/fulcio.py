@@ -23,7 +23,7 @@ from ...errors import (
     SignatureIntegrityError,
 )
 from ...policy.model import CosignKeylessTrust
-from .trusted_root import CertificateAuthority, TrustedRoot
+from .trusted_root import TrustedRoot
 
 # Fulcio's OIDC issuer: 1.1 holds the raw issuer string (deprecated), 1.8 a DER UTF8String.
 OIDC_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -94,8 +94,13 @@ def _matches(value: str, exact: str | None, regexp: str | None) -> bool:
     return regexp is not None and re.fullmatch(regexp, value) is not None
 
 
-def verify_chain(leaf: x509.Certificate, root: TrustedRoot, at: datetime) -> CertificateAuthority:
-    """The trusted CA that issued `leaf`, every certificate valid at `at` (the signing time)."""
+def verify_chain(leaf: x509.Certificate, root: TrustedRoot, at: datetime) -> x509.Certificate:
+    """The trusted-root certificate that issued `leaf`, with it and every certificate above it in its
+    CA's chain (and the leaf) valid at `at`, the signing time.
+
+    A CA's `certChain` lists the issuing CA first and the root last; as in sigstore-go, any of its
+    certificates may be the leaf's issuer (a root that issues leaves itself, or a deeper intermediate).
+    """
     _check_leaf_usage(leaf)
     if not _valid_at(leaf, at):
         raise SignatureExpiredError(
@@ -103,19 +108,19 @@ def verify_chain(leaf: x509.Certificate, root: TrustedRoot, at: datetime) -> Cer
             f"at {at.isoformat()}; it was signed outside the certificate's lifetime")
     tried = []
     for authority in root.certificate_authorities:
-        issuer = authority.chain[0]
-        try:
-            leaf.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        if not authority.validity.contains(at):
-            tried.append(f"{authority.uri or issuer.subject.rfc4514_string()} (trusted for {authority.validity})")
-            continue
-        expired = [c for c in authority.chain if not _valid_at(c, at)]
-        if expired:
-            tried.append(f"{expired[0].subject.rfc4514_string()} is valid {_window(expired[0])}")
-            continue
-        return authority
+        for position, issuer in enumerate(authority.chain):
+            try:
+                leaf.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            if not authority.validity.contains(at):
+                tried.append(f"{authority.uri or issuer.subject.rfc4514_string()} (trusted for {authority.validity})")
+                break
+            expired = [c for c in authority.chain[position:] if not _valid_at(c, at)]
+            if expired:
+                tried.append(f"{expired[0].subject.rfc4514_string()} is valid {_window(expired[0])}")
+                break
+            return issuer
     detail = f": {'; '.join(tried)}" if tried else ""
     raise SignatureAuthenticityError(
         f"the signing certificate (issuer {leaf.issuer.rfc4514_string()}) does not chain to a certificate authority "

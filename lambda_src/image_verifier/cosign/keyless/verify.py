@@ -122,9 +122,9 @@ def _verify_certificate(leaf: x509.Certificate, entries: list[TlogEntry], trust:
         except VerificationError as exc:
             failures.append(exc)
             continue
-        authority = verify_chain(leaf, root, entry.time)
+        issuer = verify_chain(leaf, root, entry.time)
         if not trust.ignore_sct:
-            verify_embedded_sct(leaf, authority.chain[0], root)
+            verify_embedded_sct(leaf, issuer, root)
         return KeylessResult(issuer=identity.issuer, subject=subject, signed_at=entry.time, log_index=entry.log_index,
                              key=key)
     if len(failures) == 1:
