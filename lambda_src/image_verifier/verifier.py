@@ -12,6 +12,7 @@ each signer. Errors never escape: they become verdicts.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -66,27 +67,37 @@ class ImageVerifier:
         self._cosign_keys = cosign_keys
         self._revocation = revocation
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._pools_lock = threading.Lock()
+        self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+
+    def _executors(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """The image and fetch threads, made on first use and kept: a warm Lambda's later decisions
+        start no thread (starting 150 threads for 50 images cost more than their round trips).
+        Fetches get their own pool: an image thread waits on them, so sharing one could deadlock."""
+        with self._pools_lock:
+            if self._pools is None:
+                self._pools = (ThreadPoolExecutor(max_workers=MAX_PARALLEL_IMAGES, thread_name_prefix="verify"),
+                               ThreadPoolExecutor(max_workers=MAX_PARALLEL_IMAGES * FETCHES_PER_IMAGE,
+                                                  thread_name_prefix="fetch"))
+            return self._pools
 
     def decide(self, requests: Sequence[ImageRequest], *, deadline: Deadline) -> Decision:
         """Verify every image in parallel under one deadline and judge them together.
 
         Registry calls honour the deadline themselves, but boto3 calls (KMS, Signer) cannot be cut
         short; an image still being verified when the deadline passes is judged `unavailable` and
-        its thread is left to finish on its own.
+        its thread is left to finish on its own (images still queued then never start).
         """
         session = self._registry.bound(deadline)
         if not requests:
             return Decision.judge((), self.policy)
-        parallel = min(MAX_PARALLEL_IMAGES, len(requests))
-        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verify")
-        # Fetches get their own pool: an image thread waits on them, so sharing one could deadlock.
-        fetches = ThreadPoolExecutor(max_workers=parallel * FETCHES_PER_IMAGE, thread_name_prefix="fetch")
+        images, fetches = self._executors()
+        futures = [images.submit(self._verify, r, session, fetches) for r in requests]
         try:
-            futures = [pool.submit(self._verify, r, session, fetches) for r in requests]
             wait(futures, timeout=max(deadline.remaining(), 0.0) + DEADLINE_GRACE_SECONDS)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-            fetches.shutdown(wait=False, cancel_futures=True)
+            for future in futures:
+                future.cancel()  # only those not started yet; their fetches fail fast past the deadline
         verdicts = tuple(f.result() if f.done() and not f.cancelled() else self._overdue(r)
                          for r, f in zip(requests, futures, strict=True))
         return Decision.judge(verdicts, self.policy)
