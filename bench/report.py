@@ -15,6 +15,10 @@ COLOR_NAMES = {(200, 40, 40): "red", (240, 140, 40): "orange", (120, 20, 20): "d
                (40, 80, 200): "blue", (40, 170, 220): "light blue", (20, 40, 120): "dark blue, dashed"}
 
 
+def _shown(counts: dict[str, int]) -> str:
+    return ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+
+
 def _ratio(value: float | None, minimum: float) -> str:
     return "n/a" if value is None or not minimum else f"{value / minimum:.2f}"
 
@@ -65,6 +69,20 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         lines.append(f"- Lambda asset (arm64, Python 3.14, as synth bundles it): {asset['unzipped_bytes'] / 1e6:.1f} MB "
                      f"unzipped in {asset['files']} files, {asset['zipped_bytes'] / 1e6:.1f} MB zipped; the runtime "
                      f"package itself {asset['runtime_package_bytes'] / 1e3:.0f} kB.")
+    if results.get("load"):
+        lines += ["", "Load (`bench/load.py`): concurrent hook invocations over warm handler instances (half deploy two "
+                  "signed images, half one signed and one unsigned) while the registry answers a share of requests "
+                  "429 with `Retry-After: 1`.", "",
+                  "| 429 share | invocations | instances | seconds | 429s / forwarded | signed revisions | "
+                  "revisions with the unsigned image | failed open | IN_PROGRESS with callBackDelay < Retry-After "
+                  "| largest verdict cache (bound) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in results["load"]:
+            lines.append(f"| {row['rate']:.0%} | {row['invocations']} | {row['instances']} | {row['seconds']:g} "
+                         f"| {row['throttled']} / {row['forwarded']} | {_shown(row['statuses']['signed'])} "
+                         f"| {_shown(row['statuses']['with-unsigned'])} | {row['failed_open']} "
+                         f"| {row['in_progress_shorter_than_retry_after']} "
+                         f"| {row['largest_verdict_cache']} ({row['verdict_cache_bound']}) |")
     legend = "; ".join(f"{fmt} {run}: {COLOR_NAMES[color]}" for (fmt, run), color in COLORS.items())
     lines += ["", f"![time per decision against images]({plot_name})", "",
               f"Time per decision (ms) against the number of images. {legend}. The minimum lines are the warm "

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
-from bench import measure, report  # noqa: E402
+from bench import load, measure, report  # noqa: E402
 from bench.fixtures import Proxy, cosign_set, notation_set, policy_for, references  # noqa: E402
 from tests.support.local_registry import start_registry, stop_registry  # noqa: E402
 
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--fresh-runs", type=int, default=3)
     parser.add_argument("--warm-runs", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print the Markdown, write nothing")
+    parser.add_argument("--load-rates", default="0.1,0.5,1.0",
+                        help="shares of registry requests answered 429 in the load scenario (bench/load.py); '' skips it")
     args = parser.parse_args()
     counts = [int(n) for n in args.images.split(",")]
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -101,6 +103,7 @@ def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> 
         "handler_imports_no_bytecode": measure.import_cost(measure.HANDLER_IMPORTS, measure.child_env(None), runs=5),
         "oras": measure.oras_status(),
         "lambda_asset": measure.lambda_asset(),
+        "load": load.run(registry, [float(r) for r in args.load_rates.split(",") if r], invocations=100, instances=10),
     }
 
 
