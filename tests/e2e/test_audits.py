@@ -33,11 +33,12 @@ from tests.support.audit_events import (
 from tests.support.cosign_material import (
     KeyPair,
     cosign_policy,
+    fetch_raw,
     in_toto_statement,
     push_bundle_referrer,
     sigstore_bundle,
 )
-from tests.support.images import push_image, unique_repository
+from tests.support.images import push_image, sha256_digest, unique_repository
 
 from .cli_helpers import sign
 
@@ -170,9 +171,30 @@ def test_push_audit_skips_the_cosign_signature_tag_it_pushes_itself(registry, ke
     audit = push_audit(registry, key)
     # When that push is audited
     audit.handle(sqs_batch([ecr_push_event(image.repository, signature.digest, tag)]))
-    # Then it is skipped, not reported as an unsigned image
+    # Then it is skipped (a simple-signing payload, no filesystem layer), not reported as an unsigned image
     [record] = audit.audit_records(PUSH_RECORD_VERSION)
-    assert record["outcome"] == "skipped" and "signature" in record["reasons"][0]
+    assert record["outcome"] == "skipped" and "not a runnable image" in record["reasons"][0]
+
+
+def test_push_audit_verifies_a_runnable_image_pushed_under_a_signature_tag(registry, key):
+    # Given an unsigned, runnable image pushed under a tag that looks like a cosign signature's
+    image = push_image(registry, unique_repository("audit"), "sha256-" + "ab" * 32 + ".sig", layer_bytes=b"disguised")
+    audit = push_audit(registry, key)
+    # When its push is audited
+    audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, image.ref.tag)]))
+    # Then the content decides: it is an image, and it is rejected
+    assert audit.audit_records(PUSH_RECORD_VERSION)[0]["outcome"] == "rejected"
+
+
+def test_push_audit_skips_the_referrers_tag_index_of_an_image(registry, key):
+    image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"indexed")
+    push_bundle_referrer(registry, image, sigstore_bundle(key, in_toto_statement(image.digest)))
+    tag = image.digest.replace(":", "-")
+    index = fetch_raw(registry, image.repository, f"manifests/{tag}", "application/vnd.oci.image.index.v1+json")
+    audit = push_audit(registry, key)
+    audit.handle(sqs_batch([ecr_push_event(image.repository, sha256_digest(index), tag)]))
+    [record] = audit.audit_records(PUSH_RECORD_VERSION)
+    assert record["outcome"] == "skipped" and "index of 1 artifact" in record["reasons"][0]
 
 
 def test_push_audit_skips_an_untagged_referrer_pushed_by_digest(registry, key):
@@ -184,7 +206,7 @@ def test_push_audit_skips_an_untagged_referrer_pushed_by_digest(registry, key):
     audit.handle(sqs_batch([ecr_push_event(image.repository, referrer.digest, None)]))
     # Then it is an artifact about the image, not an image
     [record] = audit.audit_records(PUSH_RECORD_VERSION)
-    assert record["outcome"] == "skipped" and image.digest in record["reasons"][0]
+    assert record["outcome"] == "skipped" and f"about {image.digest}" in record["reasons"][0]
 
 
 def test_push_audit_verifies_an_untagged_image_pushed_by_digest(registry, key):

@@ -34,14 +34,6 @@ def test_reads_the_documented_push_event():
         "111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn/")
 
 
-@pytest.mark.parametrize(("tag", "signature"), [
-    ("sha256-" + "7f" * 32 + ".sig", True), ("sha256-" + "7f" * 32 + ".att", True), ("sha256-" + "7f" * 32, True),
-    ("v1.2.3", False), ("sha256-short.sig", False), (None, False),
-])
-def test_knows_signature_tags_from_image_tags(tag, signature):
-    assert PushedImage.from_event(ecr_push_event("team/app", DIGEST, tag)).is_signature_tag is signature
-
-
 @pytest.mark.parametrize(("change", "message"), [
     ({"source": "aws.s3"}, "not a aws.ecr 'ECR Image Action' event"),
     ({"account": "12345"}, "must be an account id and a region"),

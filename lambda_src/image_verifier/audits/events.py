@@ -39,9 +39,6 @@ MAX_STRING = 2048  # an ARN, a repository name or an image reference is far shor
 MAX_BODY = 256 * 1024  # an SQS message body is at most 256 KiB
 MAX_CONTAINERS = 64  # a task definition holds at most 10 containers (plus ECS-managed ones)
 MAX_RECORDS = 10_000  # an SQS batch is at most 10,000 messages
-# Tags that cosign (`sha256-<hex>.sig`, `.att`, `.sbom`) and the OCI referrers tag schema
-# (`sha256-<hex>`) push next to an image: signatures about an image, not images to verify.
-SIGNATURE_TAG = re.compile(r"sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
@@ -105,11 +102,6 @@ class PushedImage:
     def image(self, registry: str | None = None) -> str:
         """``registry/repository@digest``; the registry is the account's ECR unless one is given."""
         return f"{registry or ecr_host(self.account, self.region)}/{self.repository}@{self.digest}"
-
-    @property
-    def is_signature_tag(self) -> bool:
-        """A cosign signature, attestation or SBOM tag, or a referrers-tag-schema index: not an image."""
-        return self.tag is not None and SIGNATURE_TAG.fullmatch(self.tag) is not None
 
 
 @dataclass(frozen=True, kw_only=True)

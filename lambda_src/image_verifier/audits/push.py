@@ -5,8 +5,8 @@ Handler setting: ``image_verifier.audits.push.lambda_handler``. EventBridge send
 time to finish; the queue invokes this function with a batch. For each push:
 
 1. read the event (a malformed one is recorded as a fault and dropped: reading it again changes nothing);
-2. skip signatures about an image: cosign ``sha256-<hex>.sig``/``.att``/``.sbom`` tags, referrers-tag
-   indexes, and untagged manifests with a ``subject`` (Notation signatures, cosign bundles);
+2. skip artifacts about an image, judged by content (no filesystem layer, or an index of artifacts):
+   cosign ``sha256-<hex>.sig`` signatures, referrers-tag indexes, Notation signatures, cosign bundles;
 3. verify the pushed digest with the admission policy (in audit: nothing is blocked here);
 4. write one audit record and count the outcome. ``rejected`` (unsigned or badly signed) is what
    the construct's alarm watches; ``unavailable`` goes back to the queue (``batchItemFailures``)
@@ -15,11 +15,13 @@ time to finish; the queue invokes this function with a batch. For each push:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..deadline import Deadline
+from ..oci import Manifest
 from ..reference import ImageReference
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
@@ -33,6 +35,10 @@ from .events import (
 from .report import METRIC_PUSHES, PUSH_RECORD_VERSION, AuditReporter
 
 MESSAGE = "image push audit"
+# Layers a container runtime unpacks (OCI image spec, Docker image manifest v2.2): a manifest with
+# none of them cannot run, whatever its tag says.
+FILESYSTEM_LAYER = re.compile(r"application/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?"
+                              r"|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)")
 FALLBACK_REMAINING_SECONDS = 30.0  # without a Lambda context (local runs)
 MIN_DECISION_SECONDS = 1.0
 
@@ -102,22 +108,18 @@ class PushAuditHandler:
         return pushed.image(self._registry_host(pushed))
 
     def _signature_artifact(self, pushed: PushedImage, deadline: Deadline) -> str | None:
-        """Why this push is a signature (or other artifact about an image) rather than an image, or None."""
-        if pushed.is_signature_tag:
-            return f"tag {pushed.tag} holds a signature, attestation or referrers index, not an image"
-        if pushed.tag is not None:
-            return None
-        # Pushed by digest: OCI referrers (Notation signatures, cosign bundles) are. A manifest with a
-        # subject describes another image. If it cannot be read, verify it: the verdict will say why.
+        """Why this push is an artifact about an image (a signature) rather than a runnable image, or None.
+
+        Judged by content, never by the tag alone: a runnable image pushed under a signature-looking tag
+        (``sha256-<hex>.sig``) or with a ``subject`` is still verified. When the manifest cannot be read,
+        the verifier reads it again and its verdict says why.
+        """
         try:
             image = self._image(pushed)
             manifest = self._registry.bound(deadline).get_manifest(ImageReference.parse(image), pushed.digest)
-        except Exception:  # noqa: BLE001 - the verifier reads it again and judges
+        except Exception:  # noqa: BLE001 - judged by the verifier instead
             return None
-        subject = manifest.subject
-        if subject is not None:
-            return f"the manifest is an artifact ({manifest.artifact_type or 'no artifactType'}) about {subject.digest}"
-        return None
+        return artifact_reason(manifest)
 
     def _write(self, message: QueuedMessage, pushed: PushedImage | None, outcome: str, *,
                verdict: Verdict | None = None, reasons: Sequence[str] = (), error: str | None = None) -> None:
@@ -138,6 +140,22 @@ class PushAuditHandler:
         }
         self._reporter.record(PUSH_RECORD_VERSION, MESSAGE, record, metric=METRIC_PUSHES.get(outcome),
                               warn=outcome == Outcome.REJECTED.value, error=error is not None)
+
+
+def artifact_reason(manifest: Manifest) -> str | None:
+    """Why a manifest is not a runnable image (no filesystem layer; an index of artifacts), or None."""
+    if manifest.is_index:
+        entries = manifest.manifests
+        if any(d.platform for d in entries):
+            return None  # a multi-platform image
+        if all(d.artifact_type for d in entries):
+            return f"an index of {len(entries)} artifact(s) (a referrers tag-schema index), no runnable image"
+        return None
+    if any(FILESYSTEM_LAYER.fullmatch(layer.media_type) for layer in manifest.layers):
+        return None
+    kind = manifest.artifact_type or (manifest.config.media_type if manifest.config else "no config")
+    about = f" about {manifest.subject.digest}" if manifest.subject is not None else ""
+    return f"an artifact ({kind}){about} with no filesystem layer: a signature or attestation, not a runnable image"
 
 
 # --- composition root ----------------------------------------------------------------------------------
