@@ -66,6 +66,17 @@ class Node:
             raise self.fail(f"{value!r} is not valid{': ' + hint if hint else ''}")
         return value
 
+    def regex(self, *, max_length: int) -> str:
+        """A regular expression, kept short enough to review (and to bound matching cost)."""
+        text = self.string()
+        if len(text) > max_length:
+            raise self.fail(f"the regular expression is longer than {max_length} characters")
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise self.fail(f"not a valid regular expression: {exc}") from exc
+        return text
+
     def boolean(self) -> bool:
         if not isinstance(self.value, bool):
             raise self.fail(f"expected true or false, got {_kind(self.value)}")
