@@ -10,7 +10,7 @@ service revisions; key policies already let the controller's account read the pu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import jsii
 from aws_cdk import Duration, IStableStringProducer, Lazy, RemovalPolicy
@@ -25,6 +25,7 @@ from constructs import Construct
 from .._grants import acknowledge_wildcard_resource
 from .._nag import acknowledge_wildcards
 from ..admission import _defaults as admission_defaults
+from ..admission._permissions import _dedupe as unique  # noqa: F401 - shared with push.py and task.py
 from ..admission._permissions import base_statements
 from ..admission.controller import AdmissionController
 
@@ -112,10 +113,3 @@ def lazy_string(produce: object) -> str:
     """A string computed at synth (after every ``protect()``), which may itself be a token."""
     return Lazy.string(_Producer(produce))
 
-
-def unique(values: Sequence[str]) -> list[str]:
-    seen: list[str] = []
-    for value in values:
-        if value not in seen:
-            seen.append(value)
-    return seen

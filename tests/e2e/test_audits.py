@@ -22,7 +22,7 @@ from image_verifier.audits.task import STOP_REASON_PREFIX, build_task_audit
 from image_verifier.deadline import Deadline
 from image_verifier.reference import ImageReference
 
-from tests.runtime.handler.hook_support import LambdaContext, emf_metrics
+from tests.runtime.handler.hook_support import LambdaContext, _Aws, emf_metrics
 from tests.support.audit_events import (
     CLUSTER,
     CLUSTER_ARN,
@@ -44,21 +44,6 @@ from .cli_helpers import sign
 
 pytestmark = pytest.mark.registry
 SERVICE = "payments-api"
-
-
-class _Aws:
-    """build_verifier asks for ECR (never used: the registry is not ECR) and KMS (PEM keys); the task audit for ECS."""
-
-    def __init__(self, ecs: Any = None) -> None:
-        self._ecs = ecs
-
-    def client(self, service: str, region: str) -> Any:
-        if service == "ecs" and self._ecs is not None:
-            return self._ecs
-        raise AssertionError(f"the test did not expect a {service} client in {region}")
-
-    def for_service(self, service: str) -> Any:
-        return lambda region: self.client(service, region)
 
 
 @dataclass
@@ -93,7 +78,7 @@ def _policy(registry, key: KeyPair, host: str | None = None) -> dict[str, Any]:
 def push_audit(registry, key: KeyPair, *, host: str | None = None) -> Audit:
     log, logger, metrics = _logging()
     target = host or registry.host
-    handler = build_push_audit(_env(_policy(registry, key, target), target), aws=_Aws(), logger=logger,
+    handler = build_push_audit(_env(_policy(registry, key, target), target), aws=_Aws(None), logger=logger,
                                metrics=metrics, registry_host=lambda pushed: target)
     return Audit(handler=handler, log=log)
 

@@ -102,3 +102,20 @@ def test_reads_protected_services_and_the_stop_switch():
 def test_rejects_task_audit_settings_when_malformed(env, message):
     with pytest.raises(SettingsError, match=message):
         task_settings_from_env(env)
+
+
+def test_entry_point_fails_the_invocation_and_builds_again_when_misconfigured(monkeypatch, capsys):
+    # Given an audit function without a policy in its environment
+    from image_verifier.audits import push
+
+    monkeypatch.delenv("ADMISSION_POLICY", raising=False)
+    monkeypatch.delenv("ADMISSION_POLICY_FILE", raising=False)
+    monkeypatch.setattr(push, "_entry", push.EntryPoint(push.build_push_audit, "the push audit"))
+    # When it is invoked, twice
+    for _ in range(2):
+        with pytest.raises(SettingsError, match="set exactly one of ADMISSION_POLICY"):
+            push.lambda_handler(sqs_batch([]), None)
+    # Then each invocation fails (the queue delivers the batch again) and says why in one JSON line
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["message"] for line in lines] == ["the push audit is misconfigured"] * 2
+    assert "ADMISSION_POLICY" in lines[0]["error"]

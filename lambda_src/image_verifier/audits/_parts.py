@@ -1,4 +1,4 @@
-"""What both audit Lambdas build the same way: settings, the reporter, a setup failure's log line.
+"""What both audit Lambdas build the same way: settings, the reporter, the entry point, a setup failure's log line.
 
 The policy and the verifier settings are the admission function's own (``handler.settings``): the
 audits run the admission controller's policy document with the same environment variables, so a
@@ -11,7 +11,8 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,29 @@ def log_setup_failure(message: str, exc: Exception) -> None:
     # Powertools may be what failed to build: write one JSON line by hand.
     print(json.dumps({"level": "ERROR", "message": message, "error": f"{type(exc).__name__}: {str(exc)[:1000]}"}),
           file=sys.stdout, flush=True)
+
+
+class EntryPoint:
+    """A Lambda entry point whose handler is built on the first invocation and kept while warm.
+
+    A handler that cannot be built (no policy, an invalid one) is said in one JSON line, and the
+    invocation fails, so that the event source delivers it again (SQS, EventBridge's retries) and
+    the function's Errors metric shows it; the next invocation tries to build again.
+    """
+
+    def __init__(self, build: Callable[[], Any], what: str) -> None:
+        self._build = build
+        self._what = what
+        self._lock = threading.Lock()
+        self._handler: Any = None
+
+    def handle(self, event: Any, context: Any) -> dict[str, Any]:
+        try:
+            with self._lock:
+                if self._handler is None:
+                    self._handler = self._build()
+                handler = self._handler
+        except Exception as exc:
+            log_setup_failure(f"{self._what} is misconfigured", exc)
+            raise
+        return handler.handle(event, context)

@@ -16,7 +16,6 @@ time to finish; the queue invokes this function with a batch. For each push:
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ from ..oci import Manifest
 from ..reference import ImageReference
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
+from ._parts import EntryPoint
 from .events import (
     AuditEventError,
     PushedImage,
@@ -160,10 +160,6 @@ def artifact_reason(manifest: Manifest) -> str | None:
 
 # --- composition root ----------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_handler: PushAuditHandler | None = None
-
-
 def build_push_audit(environ: Mapping[str, str] | None = None, *, aws: Any = None, logger: Any = None,
                      metrics: Any = None, registry_host: Callable[[PushedImage], str] | None = None,
                      ) -> PushAuditHandler:
@@ -182,16 +178,8 @@ def build_push_audit(environ: Mapping[str, str] | None = None, *, aws: Any = Non
                             registry_host=registry_host)
 
 
-def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    global _handler
-    from ._parts import log_setup_failure
+_entry = EntryPoint(build_push_audit, "the push audit")
 
-    try:
-        with _lock:
-            if _handler is None:
-                _handler = build_push_audit()
-            handler = _handler
-    except Exception as exc:
-        log_setup_failure("the push audit is misconfigured", exc)
-        raise  # the queue delivers the batch again; the function's Errors metric shows it
-    return handler.handle(event, context)
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    return _entry.handle(event, context)

@@ -17,7 +17,6 @@ Handler setting: ``image_verifier.audits.task.lambda_handler``. EventBridge send
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,7 +24,7 @@ from ..deadline import Deadline
 from ..handler.telemetry import image_entry
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
-from ._parts import TaskAuditSettings
+from ._parts import EntryPoint, TaskAuditSettings
 from .events import AuditEventError, RunningTask
 from .report import (
     METRIC_TASKS,
@@ -153,10 +152,6 @@ def stop_reason_for(verdicts: Sequence[Verdict]) -> str:
 
 # --- composition root ----------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_handler: TaskAuditHandler | None = None
-
-
 def build_task_audit(environ: Mapping[str, str] | None = None, *, aws: Any = None, logger: Any = None,
                      metrics: Any = None) -> TaskAuditHandler:
     """Build every part from the environment (the admission policy, the protected services); tests inject clients."""
@@ -171,16 +166,8 @@ def build_task_audit(environ: Mapping[str, str] | None = None, *, aws: Any = Non
                             policy_hash=settings.policy.policy_hash, deadline_margin=settings.deadline_margin)
 
 
-def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    global _handler
-    from ._parts import log_setup_failure
+_entry = EntryPoint(build_task_audit, "the task audit")
 
-    try:
-        with _lock:
-            if _handler is None:
-                _handler = build_task_audit()
-            handler = _handler
-    except Exception as exc:
-        log_setup_failure("the task audit is misconfigured", exc)
-        raise  # EventBridge retries the invocation; the function's Errors metric shows it
-    return handler.handle(event, context)
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    return _entry.handle(event, context)
