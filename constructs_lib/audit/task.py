@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
@@ -29,6 +29,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from .._nag import acknowledge_wildcards
+from .._tree import add_validation
 from ..admission import _defaults as admission_defaults
 from ..admission.controller import AdmissionController
 from ._function import alarm_on, audit_function, audit_metric, lazy_string, unique
@@ -79,6 +80,7 @@ class TaskAudit(Construct):
             memory_size=memory_size, timeout=timeout, log_retention=log_retention,
             log_removal_policy=log_removal_policy)
         self._grant_ecs()
+        add_validation(self, self._check_names)
         self.rule = events.Rule(self, "RunningTasks", event_pattern=task_event_pattern(self.clusters),
                                 description="ECS tasks that reached RUNNING, for the task audit")
         self.rule.add_target(targets.LambdaFunction(self.function, retry_attempts=DEFAULT_RETRY_ATTEMPTS))
@@ -105,8 +107,28 @@ class TaskAudit(Construct):
 
     def _protected_services(self) -> str:
         """``["cluster/service", ...]`` of the controller's protected services, resolved at deploy time."""
-        names = [f"{s.cluster.cluster_name}/{s.service_name}" for s in self._controller.protected_services]
+        names = [name for name in (self._service_name(s) for s in self._controller.protected_services) if name]
         return Stack.of(self).to_json_string(unique(names))
+
+    def _service_name(self, service: ecs.BaseService) -> str | None:
+        """``cluster/service``: literal names where the app gave them, else deploy-time values of this stack.
+
+        A name only known at deploy time in another stack would be imported from that stack, which
+        already depends on this one through the hook: a cycle. ``_check_names`` says so at synth.
+        """
+        cluster, name = _physical_name(service.cluster, "cluster_name"), _physical_name(service, "service_name")
+        if Stack.of(service) is not Stack.of(self):
+            return f"{cluster}/{name}" if cluster and name else None
+        return f"{cluster or service.cluster.cluster_name}/{name or service.service_name}"
+
+    def _check_names(self) -> list[str]:
+        return [
+            f"protected service {s.node.path} is in stack {Stack.of(s).stack_name}, and TaskAudit {self.node.path} in "
+            f"{Stack.of(self).stack_name}: its name is known only at deploy time, and reading it here would make the "
+            "two stacks depend on each other; give the service a literal service_name and its cluster a literal "
+            "cluster_name, or create the TaskAudit in the service's stack"
+            for s in self._controller.protected_services if self._service_name(s) is None
+        ]
 
     def _grant_ecs(self) -> None:
         stack = Stack.of(self)
@@ -131,6 +153,13 @@ class TaskAudit(Construct):
         acknowledge_wildcards(self.role, scoped, "ECS task and service ids are generated: the statements name the "
                               "watched clusters' tasks and services (every cluster of the account and region when no "
                               "cluster is given), and StopTask is granted only with stop_unverified_tasks.")
+
+
+def _physical_name(construct: object, prop: str) -> str | None:
+    """The literal name given to an ECS service or cluster (its L1 property), or None."""
+    cfn = getattr(getattr(construct, "node", None), "default_child", None)
+    value = getattr(cfn, prop, None)
+    return value if isinstance(value, str) and not Token.is_unresolved(value) else None
 
 
 def task_event_pattern(clusters: Sequence[ecs.ICluster] = ()) -> events.EventPattern:

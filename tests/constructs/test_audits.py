@@ -171,13 +171,67 @@ def test_task_audit_reads_the_protected_services_at_synth_and_may_stop_tasks(syn
     env = _function(template, "image_verifier.audits.task.lambda_handler")["Environment"]["Variables"]
     assert env["AUDIT_STOP_UNVERIFIED_TASKS"] == "true"
     # protect() ran after TaskAudit was created, and the service is still listed (cluster/service)
-    rendered = json.dumps(env["AUDIT_PROTECTED_SERVICES"])
-    assert '{"Fn::GetAtt": ["Service' in rendered and '"Name"]' in rendered and '"Ref": "Cluster' in rendered
+    assert json.loads(env["AUDIT_PROTECTED_SERVICES"]) == ["prod/payments-api"]
     policy = _role_policy(template, "TaskAuditRole")
     stop = [s for s in policy if "ecs:StopTask" in as_list(s["Action"])]
     assert len(stop) == 1 and _arn_text(stop[0]["Resource"]) == "arn:<AWS::Partition>:ecs:us-east-1:111111111111:task/<Cluster>/*"
     describe = [s for s in policy if "ecs:DescribeServices" in as_list(s["Action"])]
     assert _arn_text(describe[0]["Resource"]) == "arn:<AWS::Partition>:ecs:us-east-1:111111111111:service/<Cluster>/*"
+
+
+def test_task_audit_reads_generated_service_names_of_its_own_stack_at_deploy_time():
+    app = new_app()
+    stack = new_stack(app)
+    controller = _controller(stack)
+    task = TaskAudit(stack, "TaskAudit", controller=controller)
+    controller.protect(_fargate_service(stack, "Service", _cluster(stack, "Cluster")))
+    rendered = json.dumps(_task_environment(stack)["AUDIT_PROTECTED_SERVICES"])
+    assert '"Ref": "Cluster' in rendered and '{"Fn::GetAtt": ["Service' in rendered
+    assert task.node.validate() == []
+
+
+def test_task_audit_reads_literal_names_of_a_service_in_another_stack():
+    # Given the audit in the controller's stack and a service with literal names in another stack
+    app = new_app()
+    stack = new_stack(app)
+    controller = _controller(stack)
+    task = TaskAudit(stack, "TaskAudit", controller=controller)
+    services = new_stack(app, "Services")
+    controller.protect(_fargate_service(services, "Service", _cluster(services, "Cluster", name="prod"),
+                                        name="payments-api"))
+    # Then the names are written as literals: no reference, so no cycle between the stacks
+    assert json.loads(_task_environment(stack)["AUDIT_PROTECTED_SERVICES"]) == ["prod/payments-api"]
+    assert task.node.validate() == []
+
+
+def test_rejects_protected_service_when_its_generated_name_is_in_another_stack():
+    app = new_app()
+    stack = new_stack(app)
+    controller = _controller(stack)
+    task = TaskAudit(stack, "TaskAudit", controller=controller)
+    services = new_stack(app, "Services")
+    controller.protect(_fargate_service(services, "Service", _cluster(services, "Cluster")))
+    [error] = [str(e) for e in task.node.validate()]
+    assert "protected service Services/Service is in stack Services" in error
+    assert "give the service a literal service_name" in error and "or create the TaskAudit in the service's stack" in error
+
+
+def _task_environment(stack) -> dict[str, Any]:
+    """The task audit function's environment as synthesized (synth fails on a cycle between stacks)."""
+    return _function(Template.from_stack(stack), "image_verifier.audits.task.lambda_handler")["Environment"]["Variables"]
+
+
+def _cluster(stack, id: str, *, name: str | None = None) -> ecs.Cluster:
+    vpc = ec2.Vpc(stack, f"{id}Vpc", max_azs=2, nat_gateways=0, subnet_configuration=[
+        ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)])
+    return ecs.Cluster(stack, id, vpc=vpc, cluster_name=name)
+
+
+def _fargate_service(stack, id: str, cluster: ecs.Cluster, *, name: str | None = None) -> ecs.FargateService:
+    definition = ecs.FargateTaskDefinition(stack, f"{id}Task")
+    definition.add_container("app", image=ecs.ContainerImage.from_registry(f"{ECR}/team/app:v1"))
+    return ecs.FargateService(stack, id, cluster=cluster, task_definition=definition, service_name=name,
+                              deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN)
 
 
 def test_task_audit_may_not_stop_tasks_unless_asked():
@@ -262,7 +316,8 @@ def _arn_text(value: Any) -> str:
 def _controller(stack) -> AdmissionController:
     key = CosignSigningKey(stack, "CosignKey", alias="alias/team/cosign")
     repo = ecr.Repository(stack, "Repo", repository_name="team/app")
-    return AdmissionController(stack, "Admission", signing_keys=[key], repositories=[repo])
+    return AdmissionController(stack, "Admission", signing_keys=[key], repositories=[repo],
+                               image_patterns=[f"{ECR}/team/**"])
 
 
 def _role_policy(template: Template, role_prefix: str) -> list[dict[str, Any]]:
