@@ -64,6 +64,18 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(self, message)
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, reading the distribution's metadata only when asked (every start paid for it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002
+        super().__init__(option_strings=option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {program_version()}")  # stdout, as argparse's own version action
+        parser.exit()
+
+
 def _seconds(text: str) -> float:
     """A timeout: a positive, finite number of seconds (nan would disable every deadline check)."""
     try:
@@ -86,8 +98,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Verify container images against a signature policy (the verifier the "
                                             "admission Lambda runs), sign images in cosign's format, and check or "
                                             "start a policy.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}",
-                        help="print the version of signed-images-cdk and exit")
+    parser.add_argument("--version", action=_VersionAction, help="print the version of signed-images-cdk and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     verify = commands.add_parser("verify", help="verify images against a policy",

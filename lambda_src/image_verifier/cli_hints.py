@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 
 from .errors import InvalidReferenceError
@@ -30,6 +29,8 @@ def program_name(argv0: str | None = None) -> str:
 
 
 def program_version() -> str:
+    from importlib import metadata  # here: importing it (and reading the metadata) costs every start tens of ms
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
