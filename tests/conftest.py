@@ -13,6 +13,7 @@ import os
 from typing import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from image_verifier.registry import RegistryClient
 from tests.support.fake_registry import FakeRegistry
@@ -24,12 +25,34 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+# Property tests: "default" is the suite's budget (the same examples on every run); "fuzz"
+# (`HYPOTHESIS_PROFILE=fuzz`, `make fuzz`) runs FUZZ_FACTOR times as many, freshly random each time.
+FUZZ_FACTOR = 20
+_PROPERTY_DEFAULTS = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("default", max_examples=100, derandomize=True, **_PROPERTY_DEFAULTS)
+settings.register_profile("fuzz", max_examples=100 * FUZZ_FACTOR, derandomize=False, **_PROPERTY_DEFAULTS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the real registry, so `-m "not registry"` runs without it."""
     for item in items:
         if "registry" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.registry)
+        if settings.get_current_profile_name() == "fuzz":
+            _scale_for_fuzzing(item)
+
+
+def _scale_for_fuzzing(item: pytest.Item) -> None:
+    """Under the fuzz profile, a property test that pins its own `max_examples` (its share of the
+    suite's budget) runs FUZZ_FACTOR times that many, randomized; the others take the profile's."""
+    test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+    pinned = getattr(test, "_hypothesis_internal_use_settings", None)  # where @settings leaves them
+    if pinned is None or getattr(test, "_fuzz_scaled", False) or pinned.max_examples == settings().max_examples:
+        return
+    test._fuzz_scaled = True  # parametrized items share one function: scale it once
+    test._hypothesis_internal_use_settings = settings(pinned, max_examples=pinned.max_examples * FUZZ_FACTOR,
+                                                      derandomize=False, database=None)
 
 
 @pytest.fixture(scope="session")
