@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # What a cosign-only `verify` imports (the test tests/runtime/test_cosign_import_cost.py lists them).
 COSIGN_VERIFY_IMPORTS = ("image_verifier.cli, image_verifier.composition, image_verifier.verifier, "
                          "image_verifier.registry, image_verifier.signer_checks, image_verifier.evidence")
+# The third-party floor of that list: the HTTP client and the cryptography a cosign check needs.
+DEPENDENCY_FLOOR_IMPORTS = ("urllib3, cryptography.hazmat.primitives.asymmetric.ec, "
+                            "cryptography.hazmat.primitives.serialization, cryptography.exceptions")
 HANDLER_IMPORTS = ("image_verifier.handler.app, image_verifier.handler.admission, image_verifier.composition, "
                    "image_verifier.handler.cache, image_verifier.handler.ecs, image_verifier.handler.settings, "
                    "image_verifier.handler.telemetry, boto3, aws_lambda_powertools")

@@ -53,7 +53,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"- Verification CPU once the bytes are here (median of 50, one image): cosign {cpu['cosign']:g} ms, "
         f"Notation {cpu['notation']:g} ms.",
         f"- A fresh interpreter: `python -c pass` {start['python_pass_ms']:g} ms; importing what a cosign-only "
-        f"`verify` imports: +{start['imports_ms']:g} ms (minimum of 9 runs; median +{start['imports_ms_median']:g} ms).",
+        f"`verify` imports: +{start['imports_ms']:g} ms (minimum of 9 runs; median +{start['imports_ms_median']:g} ms), "
+        f"of which urllib3 and cryptography alone: +{results['dependency_floor_imports']['imports_ms']:g} ms.",
         f"- Handler cold import (the handler, composition root, boto3, Powertools): +{handler['imports_ms']:g} ms "
         f"with bytecode cached (minimum of 9; median +{handler['imports_ms_median']:g} ms); +{uncached['imports_ms']:g} ms "
         "when every module is compiled from source, as from the Lambda asset, which ships no `__pycache__` "

@@ -99,6 +99,7 @@ def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> 
         "verification_cpu_ms": cpu,
         "imports": measure.import_cost(measure.COSIGN_VERIFY_IMPORTS, env),
         "top_imports": measure.top_imports(measure.COSIGN_VERIFY_IMPORTS, env),
+        "dependency_floor_imports": measure.import_cost(measure.DEPENDENCY_FLOOR_IMPORTS, env),
         "handler_imports": measure.import_cost(measure.HANDLER_IMPORTS, env),
         "handler_imports_no_bytecode": measure.import_cost(measure.HANDLER_IMPORTS, measure.child_env(None), runs=5),
         "oras": measure.oras_status(),
