@@ -6,7 +6,8 @@ An EventBridge rule takes ECR's "ECR Image Action" events (``action-type: PUSH``
 SUCCESS``) of the controller's repositories into an SQS queue with a delivery delay: ECR managed
 signing is asynchronous, and CI signs with cosign right after its push, so a push is judged only
 once its signature had time to appear. The function (``image_verifier.audits.push``) verifies the
-pushed digest with the controller's policy; ``rejected`` (unsigned or badly signed) is counted
+pushed digest with the controller's policy (asking again while ECR's managed-signing status is
+``IN_PROGRESS``); ``rejected`` (unsigned or badly signed) is counted
 in ``PushesRejected`` and alarms through the topic you pass. Pushes the registry or AWS could not
 judge go back to the queue and, after ``max_receive_count`` tries, to its dead-letter queue
 (which alarms too).
@@ -21,6 +22,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -37,6 +39,9 @@ DEFAULT_DELAY = Duration.minutes(5)  # managed signing usually completes within 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds is at most 15 minutes
 DEFAULT_MAX_RECEIVE_COUNT = 3  # tries while the registry or AWS does not answer, then the dead-letter queue
 BATCH_SIZE = 10
+# The IAM action is named after the API (DescribeImageSigningStatus), as ECR's actions are; if it were
+# denied, the audit still reports the push (the status only ever postpones a report).
+ECR_SIGNING_STATUS_ACTIONS = ("ecr:DescribeImageSigningStatus",)
 # The documented event for a completed image push (ECR user guide, "Amazon ECR events and EventBridge").
 PUSH_SOURCE, PUSH_DETAIL_TYPE = "aws.ecr", "ECR Image Action"
 
@@ -79,8 +84,12 @@ class PushAudit(Construct):
         self.function, self.role, self.log_group = audit_function(
             self, controller=controller, handler=HANDLER, service_name=SERVICE_NAME,
             description="Verifies each image pushed to a signed repository with the admission policy (push audit)",
-            environment={}, memory_size=memory_size, timeout=timeout, log_retention=log_retention,
-            log_removal_policy=log_removal_policy)
+            environment={"AUDIT_MAX_RECEIVE_COUNT": str(max_receive_count)}, memory_size=memory_size,
+            timeout=timeout, log_retention=log_retention, log_removal_policy=log_removal_policy)
+        # A rejected push is checked against ECR's managed-signing status: IN_PROGRESS is asked again.
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ManagedSigningStatus", actions=list(ECR_SIGNING_STATUS_ACTIONS),
+            resources=unique([r.repository_arn for r in repositories])))
         self.dead_letter_queue = sqs.Queue(self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED,
                                            enforce_ssl=True, retention_period=Duration.days(14))
         # Lambda needs the visibility timeout to cover the function's timeout; six times is AWS's advice.

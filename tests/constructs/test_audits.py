@@ -166,6 +166,16 @@ def test_audit_functions_run_the_controllers_bundle_and_policy(synthesized):
                 assert env[name] == value
 
 
+def test_push_audit_may_read_the_managed_signing_status_of_its_repositories(synthesized):
+    template = synthesized[3]
+    [statement] = [s for s in _role_policy(template, "PushAuditRole")
+                   if "ecr:DescribeImageSigningStatus" in as_list(s["Action"])]
+    [repository] = resources(template.to_json(), "AWS::ECR::Repository")
+    assert statement["Resource"] == {"Fn::GetAtt": [repository, "Arn"]}
+    env = _function(template, "image_verifier.audits.push.lambda_handler")["Environment"]["Variables"]
+    assert env["AUDIT_MAX_RECEIVE_COUNT"] == "3"
+
+
 def test_task_audit_reads_the_protected_services_at_synth_and_may_stop_tasks(synthesized):
     template = synthesized[3]
     env = _function(template, "image_verifier.audits.task.lambda_handler")["Environment"]["Variables"]

@@ -44,13 +44,15 @@ from .cli_helpers import sign
 
 pytestmark = pytest.mark.registry
 SERVICE = "payments-api"
+PROFILE_ARN = "arn:aws:signer:us-east-1:111111111111:/signing-profiles/team_images"
 
 
 @dataclass
 class Audit:
     handler: Any
     log: io.StringIO
-    ecs: Any = None
+    ecs: Any = None  # the task audit's stubbed ECS client
+    ecr: Any = None  # the push audit's stubbed ECR client (_Ecr)
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def handle(self, event: Any) -> dict[str, Any]:
@@ -75,12 +77,39 @@ def _policy(registry, key: KeyPair, host: str | None = None) -> dict[str, Any]:
     return cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images=f"{host or registry.host}/**")
 
 
-def push_audit(registry, key: KeyPair, *, host: str | None = None) -> Audit:
+class _Ecr:
+    """What the push audit asks AWS for: ECR's DescribeImageSigningStatus, from a botocore-stubbed client."""
+
+    def __init__(self) -> None:
+        self.ecr = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="testing",
+                                aws_secret_access_key="testing")
+        self.stubber = Stubber(self.ecr)
+        self.stubber.activate()
+
+    def signing(self, repository: str, digest: str, *statuses: tuple[str, str | None]) -> None:
+        """Queue one answer: (status, failureReason) per signing profile; none means no managed signing rule."""
+        self.stubber.add_response("describe_image_signing_status", {
+            "repositoryName": repository, "imageId": {"imageDigest": digest}, "registryId": "111111111111",
+            "signingStatuses": [{"signingProfileArn": PROFILE_ARN, "status": status,
+                                 **({"failureCode": "SIGNING_FAILED", "failureReason": reason} if reason else {})}
+                                for status, reason in statuses]},
+            {"repositoryName": repository, "imageId": {"imageDigest": digest}, "registryId": "111111111111"})
+
+    def client(self, service: str, region: str) -> Any:
+        assert service == "ecr", f"the test did not expect a {service} client in {region}"
+        return self.ecr
+
+    def for_service(self, service: str) -> Any:
+        return lambda region: self.client(service, region)
+
+
+def push_audit(registry, key: KeyPair, *, host: str | None = None, max_receive_count: int = 3) -> Audit:
     log, logger, metrics = _logging()
     target = host or registry.host
-    handler = build_push_audit(_env(_policy(registry, key, target), target), aws=_Aws(None), logger=logger,
-                               metrics=metrics, registry_host=lambda pushed: target)
-    return Audit(handler=handler, log=log)
+    aws = _Ecr()
+    env = _env(_policy(registry, key, target), target, AUDIT_MAX_RECEIVE_COUNT=str(max_receive_count))
+    handler = build_push_audit(env, aws=aws, logger=logger, metrics=metrics, registry_host=lambda pushed: target)
+    return Audit(handler=handler, log=log, ecr=aws)
 
 
 def task_audit(registry, key: KeyPair, *, stop: bool, protected: tuple[str, ...] = (f"{CLUSTER}/{SERVICE}",)) -> Audit:
@@ -124,12 +153,15 @@ def test_push_audit_reports_an_unsigned_push_as_rejected(registry, key, capsys):
     # Given an image pushed without a signature
     image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"unsigned")
     audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest)  # no managed signing rule covers it
     # When its push is audited
     response = audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, "v1")]))
     # Then it is counted as rejected (what the alarm watches), at WARNING, with the reason
     assert response == {"batchItemFailures": []}
     [record] = audit.audit_records(PUSH_RECORD_VERSION)
     assert record["outcome"] == "rejected" and record["level"] == "WARNING"
+    assert record["managedSigning"] == {"statuses": [], "inProgress": False, "error": None}
+    audit.ecr.stubber.assert_no_pending_responses()
     assert record["reasons"] and "signature" in " ".join(record["reasons"]).lower()
     assert emf_metrics(capsys.readouterr().out)["PushesRejected"] == 1
 
@@ -142,9 +174,57 @@ def test_push_audit_reports_a_push_signed_by_an_untrusted_key_as_rejected(regist
     assert sign(registry.host, other, str(image.ref)).code == 0
     # When / Then
     audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest)
     audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, "v1")]))
     assert audit.audit_records(PUSH_RECORD_VERSION)[0]["outcome"] == "rejected"
     assert emf_metrics(capsys.readouterr().out)["PushesRejected"] == 1
+
+
+def test_push_audit_asks_again_while_managed_signing_is_in_progress(registry, key, capsys):
+    # Given a push that ECR managed signing has not signed yet
+    image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"signing-slowly")
+    audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest, ("IN_PROGRESS", None))
+    batch = sqs_batch([ecr_push_event(image.repository, image.digest, "v1")], receive_count=1)
+    # When it is audited before the signature exists
+    response = audit.handle(batch)
+    # Then it is not reported yet: the queue delivers it again after its visibility timeout
+    assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][0]["messageId"]}]}
+    [record] = audit.audit_records(PUSH_RECORD_VERSION)
+    assert record["outcome"] == "pending-signing" and record["managedSigning"]["inProgress"] is True
+    metrics = emf_metrics(capsys.readouterr().out)
+    assert metrics["PushesPendingSigning"] == 1 and "PushesRejected" not in metrics
+
+
+def test_push_audit_reports_a_push_still_unsigned_at_its_last_delivery(registry, key, capsys):
+    image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"never-signed")
+    audit = push_audit(registry, key, max_receive_count=3)
+    audit.ecr.signing(image.repository, image.digest, ("IN_PROGRESS", None))
+    response = audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, "v1")], receive_count=3))
+    assert response == {"batchItemFailures": []}
+    assert audit.audit_records(PUSH_RECORD_VERSION)[0]["outcome"] == "rejected"
+    assert emf_metrics(capsys.readouterr().out)["PushesRejected"] == 1
+
+
+def test_push_audit_records_why_managed_signing_failed(registry, key):
+    image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"signing-failed")
+    audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest, ("FAILED", "the pusher is not allowed signer:SignPayload"))
+    audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, "v1")]))
+    [record] = audit.audit_records(PUSH_RECORD_VERSION)
+    assert record["outcome"] == "rejected"
+    [status] = record["managedSigning"]["statuses"]
+    assert (status["status"], status["failureReason"]) == ("FAILED", "the pusher is not allowed signer:SignPayload")
+
+
+def test_push_audit_keeps_the_verdict_when_the_signing_status_cannot_be_read(registry, key):
+    image = push_image(registry, unique_repository("audit"), "v1", layer_bytes=b"status-denied")
+    audit = push_audit(registry, key)
+    audit.ecr.stubber.add_client_error("describe_image_signing_status", service_error_code="AccessDeniedException",
+                                       service_message="not authorized")
+    audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, "v1")]))
+    [record] = audit.audit_records(PUSH_RECORD_VERSION)
+    assert record["outcome"] == "rejected" and "AccessDenied" in record["managedSigning"]["error"]
 
 
 def test_push_audit_skips_the_cosign_signature_tag_it_pushes_itself(registry, key, key_file, registry_client):
@@ -165,6 +245,7 @@ def test_push_audit_verifies_a_runnable_image_pushed_under_a_signature_tag(regis
     # Given an unsigned, runnable image pushed under a tag that looks like a cosign signature's
     image = push_image(registry, unique_repository("audit"), "sha256-" + "ab" * 32 + ".sig", layer_bytes=b"disguised")
     audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest)
     # When its push is audited
     audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, image.ref.tag)]))
     # Then the content decides: it is an image, and it is rejected
@@ -197,6 +278,7 @@ def test_push_audit_skips_an_untagged_referrer_pushed_by_digest(registry, key):
 def test_push_audit_verifies_an_untagged_image_pushed_by_digest(registry, key):
     image = push_image(registry, unique_repository("audit"), None, layer_bytes=b"by-digest")
     audit = push_audit(registry, key)
+    audit.ecr.signing(image.repository, image.digest)
     audit.handle(sqs_batch([ecr_push_event(image.repository, image.digest, None)]))
     assert audit.audit_records(PUSH_RECORD_VERSION)[0]["outcome"] == "rejected"
 

@@ -22,6 +22,8 @@ from .report import AuditReporter
 
 PROTECTED_SERVICES_ENV = "AUDIT_PROTECTED_SERVICES"  # JSON list of "cluster/service"
 STOP_UNVERIFIED_TASKS_ENV = "AUDIT_STOP_UNVERIFIED_TASKS"  # "true" stops a task whose images fail
+MAX_RECEIVE_COUNT_ENV = "AUDIT_MAX_RECEIVE_COUNT"  # the push queue's maxReceiveCount (its last delivery reports)
+DEFAULT_MAX_RECEIVE_COUNT = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +55,14 @@ def task_settings_from_env(environ: Mapping[str, str] | None) -> TaskAuditSettin
     if stop not in ("true", "false"):
         raise SettingsError(f"{STOP_UNVERIFIED_TASKS_ENV} must be true or false, got {stop!r}")
     return TaskAuditSettings(protected=protected, stop_unverified_tasks=stop == "true")
+
+
+def max_receive_count_from_env(environ: Mapping[str, str] | None) -> int:
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_RECEIVE_COUNT_ENV) or str(DEFAULT_MAX_RECEIVE_COUNT)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{MAX_RECEIVE_COUNT_ENV} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
 
 
 def reporter_for(settings: Settings, logger: Any = None, metrics: Any = None) -> AuditReporter:

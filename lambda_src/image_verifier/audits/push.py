@@ -8,7 +8,10 @@ time to finish; the queue invokes this function with a batch. For each push:
 2. skip artifacts about an image, judged by content (no filesystem layer, or an index of artifacts):
    cosign ``sha256-<hex>.sig`` signatures, referrers-tag indexes, Notation signatures, cosign bundles;
 3. verify the pushed digest with the admission policy (in audit: nothing is blocked here);
-4. write one audit record and count the outcome. ``rejected`` (unsigned or badly signed) is what
+4. for a rejected push, ask ECR for its managed-signing status (``DescribeImageSigningStatus``):
+   while a signature is ``IN_PROGRESS`` the push goes back to the queue, until its last delivery
+   (``AUDIT_MAX_RECEIVE_COUNT``); a ``FAILED`` status and its reason are recorded;
+5. write one audit record and count the outcome. ``rejected`` (unsigned or badly signed) is what
    the construct's alarm watches; ``unavailable`` goes back to the queue (``batchItemFailures``)
    and is tried again until the queue's dead-letter queue takes it.
 """
@@ -24,7 +27,7 @@ from ..oci import Manifest
 from ..reference import ImageReference
 from ..verdict import Decision, Outcome, Verdict
 from ..verifier import ImageRequest
-from ._parts import EntryPoint
+from ._parts import DEFAULT_MAX_RECEIVE_COUNT, EntryPoint
 from .events import (
     AuditEventError,
     PushedImage,
@@ -40,6 +43,7 @@ MESSAGE = "image push audit"
 FILESYSTEM_LAYER = re.compile(r"application/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?"
                               r"|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)")
 FALLBACK_REMAINING_SECONDS = 30.0  # without a Lambda context (local runs)
+PENDING_SIGNING = "pending-signing"  # rejected for now, but ECR managed signing is still IN_PROGRESS
 MIN_DECISION_SECONDS = 1.0
 
 
@@ -51,11 +55,19 @@ class RegistrySessions(Protocol):
     def bound(self, deadline: Deadline) -> Any: ...
 
 
+# ECR's DescribeImageSigningStatus for a push: [{"signingProfileArn", "status", "failureCode", "failureReason"}]
+SigningStatuses = Callable[[PushedImage], Sequence[Mapping[str, Any]]]
+
+
 class PushAuditHandler:
     """One SQS batch of push events in, one audit record per push out; clients are injected."""
 
     def __init__(self, *, verifier: Verifier, registry: RegistrySessions, reporter: AuditReporter, policy_hash: str,
-                 deadline_margin: float, registry_host: Callable[[PushedImage], str] | None = None) -> None:
+                 deadline_margin: float, registry_host: Callable[[PushedImage], str] | None = None,
+                 signing_statuses: SigningStatuses | None = None,
+                 max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> None:
+        self._signing_statuses = signing_statuses
+        self._max_receive_count = max_receive_count
         self._verifier = verifier
         self._registry = registry
         self._reporter = reporter
@@ -99,10 +111,27 @@ class PushAuditHandler:
         verdicts = self._verifier.decide(requests, deadline=deadline).verdicts
         retry = []
         for (message, pushed), verdict in zip(to_verify, verdicts, strict=True):
-            self._write(message, pushed, verdict.outcome.value, verdict=verdict)
-            if verdict.outcome is Outcome.UNAVAILABLE:
+            outcome, managed = verdict.outcome.value, None
+            if verdict.outcome is Outcome.REJECTED and self._signing_statuses is not None:
+                # Managed signing is asynchronous: a signature still being made is asked about again
+                # (the queue's visibility timeout later), until the last delivery, which reports it.
+                managed = self._managed_signing(pushed)
+                if managed["inProgress"] and message.receive_count < self._max_receive_count:
+                    outcome = PENDING_SIGNING
+            self._write(message, pushed, outcome, verdict=verdict, managed_signing=managed)
+            if outcome in (Outcome.UNAVAILABLE.value, PENDING_SIGNING):
                 retry.append(message.message_id)
         return retry
+
+    def _managed_signing(self, pushed: PushedImage) -> dict[str, Any]:
+        """ECR's signing status of the push, for the record; a failed call is recorded, never judged."""
+        try:
+            statuses = [{k: s.get(k) for k in ("signingProfileArn", "status", "failureCode", "failureReason")}
+                        for s in self._signing_statuses(pushed)]  # type: ignore[misc] - checked by the caller
+        except Exception as exc:  # noqa: BLE001 - the verdict stands; the record says why the status is unknown
+            return {"statuses": [], "inProgress": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        return {"statuses": statuses, "inProgress": any(s["status"] == "IN_PROGRESS" for s in statuses),
+                "error": None}
 
     def _image(self, pushed: PushedImage) -> str:
         return pushed.image(self._registry_host(pushed))
@@ -122,7 +151,8 @@ class PushAuditHandler:
         return artifact_reason(manifest)
 
     def _write(self, message: QueuedMessage, pushed: PushedImage | None, outcome: str, *,
-               verdict: Verdict | None = None, reasons: Sequence[str] = (), error: str | None = None) -> None:
+               verdict: Verdict | None = None, reasons: Sequence[str] = (), error: str | None = None,
+               managed_signing: dict[str, Any] | None = None) -> None:
         record: dict[str, Any] = {
             "outcome": outcome,
             "image": self._image(pushed) if pushed else None,
@@ -135,6 +165,7 @@ class PushAuditHandler:
             "receiveCount": message.receive_count,
             "reasons": list(verdict.reasons if verdict else reasons),
             "verdict": verdict.to_json() if verdict else None,
+            "managedSigning": managed_signing,
             "policyHash": self._policy_hash,
             "error": error,
         }
@@ -166,16 +197,23 @@ def build_push_audit(environ: Mapping[str, str] | None = None, *, aws: Any = Non
     """Build every part from the environment (the admission policy and its settings); tests inject clients."""
     from ..composition import AwsClients, build_verifier
     from ..registry import EcrCredentials, RegistryClient
-    from ._parts import reporter_for, settings_from_env
+    from ._parts import max_receive_count_from_env, reporter_for, settings_from_env
 
     settings = settings_from_env(environ, default_service="image-push-audit")
     aws = aws or AwsClients()
+
+    def signing_statuses(pushed: PushedImage) -> Sequence[Mapping[str, Any]]:
+        answer = aws.client("ecr", pushed.region).describe_image_signing_status(
+            repositoryName=pushed.repository, imageId={"imageDigest": pushed.digest}, registryId=pushed.account)
+        return answer.get("signingStatuses") or []
+
     registry = RegistryClient(insecure_registries=settings.insecure_registries,
                               ecr_auth=EcrCredentials(aws.for_service("ecr")))
     verifier = build_verifier(settings.policy, aws=aws, registry=registry)
     return PushAuditHandler(verifier=verifier, registry=registry, reporter=reporter_for(settings, logger, metrics),
                             policy_hash=settings.policy.policy_hash, deadline_margin=settings.deadline_margin,
-                            registry_host=registry_host)
+                            registry_host=registry_host, signing_statuses=signing_statuses,
+                            max_receive_count=max_receive_count_from_env(environ))
 
 
 _entry = EntryPoint(build_push_audit, "the push audit")

@@ -22,6 +22,7 @@ METRIC_PUSHES = {
     "rejected": "PushesRejected",  # unsigned or badly signed: the alarm
     "unavailable": "PushesUnavailable",  # the registry or AWS did not answer: retried through the queue
     "skipped": "PushesSkipped",  # a signature, attestation or referrers index: not an image
+    "pending-signing": "PushesPendingSigning",  # unsigned while ECR managed signing is IN_PROGRESS: asked again
 }
 # Task audit: one count per task, by decision.
 METRIC_TASKS = {
