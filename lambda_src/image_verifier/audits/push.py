@@ -32,6 +32,7 @@ from .events import (
     AuditEventError,
     PushedImage,
     QueuedMessage,
+    ecr_host,
     push_from_body,
     queued_messages,
 )
@@ -74,10 +75,10 @@ class PushAuditHandler:
         self._policy_hash = policy_hash
         self._margin = deadline_margin
         # The registry a push event names (its account's ECR); tests point it at their own registry.
-        self._registry_host = registry_host or (lambda pushed: pushed.image().split("/", 1)[0])
+        self._registry_host = registry_host or (lambda pushed: ecr_host(pushed.account, pushed.region))
 
     def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
-        """``{"batchItemFailures": [...]}``: the messages to deliver again (unavailable verdicts)."""
+        """``{"batchItemFailures": [...]}``: the messages to deliver again (unavailable, pending signing)."""
         try:
             return {"batchItemFailures": [{"itemIdentifier": i} for i in self._handle(event, context)]}
         finally:
