@@ -108,7 +108,7 @@ def compare(locked: list[TrustEntry], current: list[TrustEntry], *, policy: str,
                     "still verify; a signing profile stays in signing_profiles). Only a compromised key leaves the "
                     f"policy: set its state to \"revoked\" in {lock_file} (a reviewed change), then remove it")
             continue
-        changed = [f"its {what} changed from {a} to {b}" for what, a, b in (
+        changed = [f"its {what} changed from {a} to {b or 'none'}" for what, a, b in (
             ("public key fingerprint", old.public_key_fingerprint, new.public_key_fingerprint),
             ("key spec (a new key)", old.key_spec, new.key_spec)) if a is not None and a != b]
         if changed:
