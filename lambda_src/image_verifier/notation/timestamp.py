@@ -100,12 +100,16 @@ def _verify(
         raise TimestampError(f"timestamp messageImprint uses {used}, expected {hash_algorithm.name}")
     if not _equal(imprint["hashed_message"].native, _hash(hash_algorithm, signature)):
         raise TimestampError("timestamp messageImprint is not the hash of this signature")
-    gen_time: datetime = tst_info["gen_time"].native
+    gen_time = _gen_time(tst_info)
     accuracy = _accuracy(tst_info)
     bad = outside_validity(tsa_chain, gen_time)
     if bad is not None:
         raise TimestampError(f"timestamping certificate {validity_text(bad)} was not valid at genTime {gen_time.isoformat()}")
-    return VerifiedTimestamp(gen_time=gen_time, earliest=gen_time - accuracy, latest=gen_time + accuracy, tsa=describe(signer))
+    try:
+        earliest, latest = gen_time - accuracy, gen_time + accuracy
+    except OverflowError as exc:  # e.g. genTime 9999-12-31T23:59:59Z from a TSA certificate valid "forever"
+        raise TimestampError(f"timestamp genTime {gen_time.isoformat()} plus its accuracy leaves the calendar") from exc
+    return VerifiedTimestamp(gen_time=gen_time, earliest=earliest, latest=latest, tsa=describe(signer))
 
 
 def _parse(token: bytes) -> tuple[Any, bytes, Any, list[x509.Certificate]]:
@@ -224,9 +228,25 @@ def _accuracy(tst_info: Any) -> timedelta:
         # RFC 3161 leaves a missing accuracy undefined; the ETSI baseline policy makes it 1 s.
         return timedelta(seconds=1) if tst_info["policy"].dotted == BASELINE_TSA_POLICY else timedelta(0)
     fields = accuracy.native
-    return timedelta(
-        seconds=fields.get("seconds") or 0, milliseconds=fields.get("millis") or 0, microseconds=fields.get("micros") or 0
-    )
+    seconds, millis, micros = fields.get("seconds") or 0, fields.get("millis") or 0, fields.get("micros") or 0
+    # RFC 3161 §2.4.2: millis and micros are 1..999. A negative part would turn the window
+    # [genTime - accuracy, genTime + accuracy] inside out, so that it proves validity at no time at all.
+    if seconds < 0 or not 0 <= millis <= 999 or not 0 <= micros <= 999:
+        raise TimestampError(f"timestamp accuracy {fields} is not a valid RFC 3161 accuracy")
+    try:
+        return timedelta(seconds=seconds, milliseconds=millis, microseconds=micros)
+    except OverflowError as exc:
+        raise TimestampError(f"timestamp accuracy {fields} is not a valid RFC 3161 accuracy: too large") from exc
+
+
+def _gen_time(tst_info: Any) -> datetime:
+    """genTime, which RFC 3161 §2.4.2 requires in UTC with a trailing "Z". A local time (no zone) reads as a
+    naive datetime that cannot be compared with a validity period; an offset is refused, not converted."""
+    field = tst_info["gen_time"]
+    if not field.contents.endswith(b"Z"):
+        raise TimestampError(f"timestamp genTime {field.contents.decode('ascii', 'replace')!r} is not UTC "
+                             "(RFC 3161 requires a trailing Z)")
+    return field.native
 
 
 def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
