@@ -17,6 +17,7 @@ with our errors. CBOR: items generated and encoded by `cbor2` decode to the same
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any, Mapping
@@ -31,6 +32,7 @@ from image_verifier.notation import cbor, verify_notation
 from tests.support import notation_vectors as nv
 from tests.support import pki
 from tests.support.hostile_bytes import byte_edits, json_values
+from tests.support.json_mutations import SPELLINGS, at, object_paths, respell, with_member
 
 _, SUBJECT = nv.image_subject("envelope-properties")
 CHAIN = pki.code_signing_chain("p256", role_prefix="envelopes-")
@@ -127,6 +129,24 @@ def test_property_a_re_signed_cose_protected_header_fails_only_with_our_errors(l
     # Given a COSE protected header with one label set to any CBOR value, signed again / When / Then
     vector = nv.sign(SUBJECT, CHAIN, media_type=nv.COSE, protected_overrides={label: value})
     _verdict(vector.envelope, "cose")
+
+
+@_budget(100)
+@given(data=st.data(), how=st.sampled_from(SPELLINGS), protected=st.booleans())
+def test_property_a_jws_with_a_folded_or_duplicate_key_is_never_admitted(data: st.DataObject, how: str,
+                                                                        protected: bool) -> None:
+    # Given the envelope, or its protected header signed again, with one more member that Go's
+    # decoder reads as an existing key (the same key again, or a case-folded spelling of it)
+    if protected:
+        document = json.loads(base64.urlsafe_b64decode(json.loads(SEEDS["jws"][0].envelope)["protected"] + "=="))
+    else:
+        document = json.loads(SEEDS["jws"][0].envelope)
+    path = data.draw(st.sampled_from([p for p in object_paths(document) if at(document, p)]))
+    key = data.draw(st.sampled_from(sorted(at(document, path))))
+    raw = with_member(document, path, respell(key, how), data.draw(nearly_right_jws))
+    envelope = nv.sign(SUBJECT, CHAIN, raw_protected=raw).envelope if protected else raw
+    # When / Then: refused, whatever the value of the extra member
+    assert _verdict(envelope, "jws") is None
 
 
 # ---- the strict CBOR decoder -----------------------------------------------------------------
