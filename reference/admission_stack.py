@@ -30,7 +30,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs_lib import AdmissionAlarms, AdmissionDashboard, BreakGlassSigningKey
+from constructs_lib import AdmissionAlarms, AdmissionDashboard, BreakGlassSigningKey, PushAudit, TaskAudit
 from constructs_lib.admission import AdmissionController, RequireImageAdmission
 
 from .stacks import SIGNING_ENV, SigningStack
@@ -52,17 +52,22 @@ class AdmissionStack(Stack):
             description="ARN of the break-glass key (output BreakGlassKeyArn of the break-glass account's stack)")
         break_glass = BreakGlassSigningKey.from_key_attributes(self, "BreakGlassKey",
                                                                key_arn=break_glass_arn.value_as_string)
+        # The gate's alarms and the audits' alarms go to the operators' topic (docs/operations.md).
+        operators = sns.Topic(self, "GateAlarms", enforce_ssl=True)
         # The three statements that protect a service (the README shows them):
         self.admission = AdmissionController(
             self, "Admission",
             supply_chains=[chain],  # its AWS Signer profile (ECR managed signing), cosign key and repositories
             signing_keys=[signing.retired_key, break_glass],
-            # The gate's alarms go to the operators' topic (docs/operations.md, "Alarms and runbooks").
-            alarms=AdmissionAlarms(topic=sns.Topic(self, "GateAlarms", enforce_ssl=True)),
+            alarms=AdmissionAlarms(topic=operators),
         )
         self.service = self._sample_service(chain.repositories[0])
         self.admission.protect(self.service)
         AdmissionDashboard(self, "GateDashboard", controller=self.admission)
+        # What the hook cannot see: pushes that stay unsigned, and tasks started outside a protected
+        # deployment (RunTask, schedules), stopped when their images fail the policy.
+        PushAudit(self, "PushAudit", controller=self.admission, alarm_topic=operators)
+        TaskAudit(self, "TaskAudit", controller=self.admission, alarm_topic=operators, stop_unverified_tasks=True)
         Aspects.of(self).add(RequireImageAdmission())
 
     @property

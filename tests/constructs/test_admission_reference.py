@@ -20,7 +20,7 @@ def test_reference_service_is_blue_green_and_protected_at_pre_scale_up(reference
     assert config["Strategy"] == "BLUE_GREEN"
     [hook] = config["LifecycleHooks"]
     assert hook["LifecycleStages"] == ["PRE_SCALE_UP"]
-    [function_id] = resources(template, "AWS::Lambda::Function")
+    [function_id] = [f for f in resources(template, "AWS::Lambda::Function") if f.startswith("Admission")]
     assert hook["HookTargetArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
 
 
@@ -52,7 +52,7 @@ def test_reference_policy_trusts_the_chains_aws_signer_profile_with_the_shipped_
     # and no certificate is written: the verifier uses the shipped, pinned AWS Signer root
     [ref] = aws["awsSigner"]["signingProfileArns"]
     template = assembly.get_stack_by_name("SignedImagesAdmission").template
-    [function] = resources(template, "AWS::Lambda::Function").values()
+    [function] = [f for i, f in resources(template, "AWS::Lambda::Function").items() if i.startswith("Admission")]
     value = function["Properties"]["Environment"]["Variables"][ref["fromEnv"]]
     assert "SigningProfile" in json.dumps(value) and "Fn::ImportValue" in json.dumps(value)
     assert set(aws["awsSigner"]) == {"signingProfileArns", "revocationCheck"}

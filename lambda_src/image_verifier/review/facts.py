@@ -61,7 +61,7 @@ def gather(assembly: Assembly, now: datetime) -> Facts:
     keys = read_keys(assembly, resolver, roles)
     rules = read_signing_rules(assembly, resolver)
     policies = read_policies(assembly, resolver, now)
-    admission = {p.function.key for p in policies}
+    admission = {f.key for p in policies for f in p.functions}
     return Facts(
         assembly=assembly, generated=now, roles=tuple(roles), keys=tuple(keys),
         profiles=tuple(read_profiles(assembly, resolver, roles)), signing_rules=tuple(rules),

@@ -10,7 +10,7 @@ from the function's environment variables; what only deploy time knows stays a p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,16 +61,36 @@ class AdmissionPolicy:
     rules: tuple[PolicyRule, ...]
     exemptions: tuple[PolicyExemption, ...]
     problem: str | None = None  # why the document could not be read, if it could not
+    # Other functions that carry the same document (the push and task audits reuse the controller's
+    # asset): one section per policy, not one per function.
+    also_read_by: tuple[ResourceRef, ...] = ()
+
+    @property
+    def functions(self) -> tuple[ResourceRef, ...]:
+        return (self.function, *self.also_read_by)
+
+    def same_document(self, other: AdmissionPolicy) -> bool:
+        return (self.source, self.failure_mode, self.unavailable_mode, self.signers, self.rules, self.exemptions,
+                self.problem) == (other.source, other.failure_mode, other.unavailable_mode, other.signers,
+                                  other.rules, other.exemptions, other.problem)
 
 
 def read_policies(assembly: Assembly, resolver: Resolver, now: datetime) -> list[AdmissionPolicy]:
-    policies = []
+    policies: list[AdmissionPolicy] = []
     for stack in assembly.stacks:
         for logical_id, resource in stack.resources_of("AWS::Lambda::Function"):
             function = ResourceRef(stack=stack, logical_id=logical_id)
             located = _policy_file(assembly, resolver, function)
-            if located is not None:
-                policies.append(_read(assembly, resolver, function, located, now))
+            if located is None:
+                continue
+            policy = _read(assembly, resolver, function, located, now)
+            same = next((i for i, p in enumerate(policies) if p.same_document(policy)), None)
+            if same is None:
+                policies.append(policy)
+            else:
+                first = policies[same]
+                policies[same] = replace(first, also_read_by=(*first.also_read_by, function),
+                                         label=f"{first.label}, {policy.label}")
     return policies
 
 
