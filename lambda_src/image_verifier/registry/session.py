@@ -65,6 +65,11 @@ class RegistrySession(RequestCounter):
     # -- Registry -----------------------------------------------------------------------------------
 
     def resolve(self, ref: ImageReference) -> Manifest:
+        """The manifest `ref` names: by its digest when pinned, else by its tag (one request either way).
+
+        With a pinned digest the verifier calls this beside the signature lookups, not before them
+        (`Evidence.fetching`): nothing here depends on the manifest being read first.
+        """
         if ref.digest:
             return self.get_manifest(ref, ref.digest)
         if not ref.tag:
