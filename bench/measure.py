@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from image_verifier.verifier import ImageRequest
 from bench.fixtures import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
+ORAS_PEER = Path(__file__).with_name("oras_peer.py")
 # What a cosign-only `verify` imports (the test tests/runtime/test_cosign_import_cost.py lists them).
 COSIGN_VERIFY_IMPORTS = ("image_verifier.cli, image_verifier.composition, image_verifier.verifier, "
                          "image_verifier.registry, image_verifier.signer_checks, image_verifier.evidence")
@@ -59,35 +61,57 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
-def fresh_process(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
-    """`python -m image_verifier verify` in a new process per run, as a pipeline runs it (after one
-    unmeasured run, so that bytecode is cached when `env` caches it)."""
+def _fresh_runs(command: list[str], proxy: Proxy, runs: int, env: dict[str, str], images: int,
+                check: Callable[[subprocess.CompletedProcess[str]], None]) -> dict[str, Any]:
+    """`command` in a new process per run (after one unmeasured run, so that bytecode is cached when
+    `env` caches it): median wall, network span, requests and bytes per image, the child's CPU."""
     walls, spans, requests, transferred, cpus = [], [], [], [], []
+    for attempt in range(runs + 1):
+        proxy.stats()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        wall = (time.perf_counter() - started) * 1000
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stats = proxy.stats()
+        check(done)
+        if attempt == 0:
+            continue  # the warm-up run
+        walls.append(wall)
+        cpus.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+        spans.append(stats["span_ms"])
+        requests.append(stats["requests"] / images)
+        transferred.append((stats["bytes_up"] + stats["bytes_down"]) / images)
+    return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(requests),
+            "bytes_per_image": round(statistics.median(transferred)), "client_cpu_ms": _median(cpus)}
+
+
+def fresh_process(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """`python -m image_verifier verify` in a new process per run, as a pipeline runs it."""
+    def check(done: subprocess.CompletedProcess[str]) -> None:
+        verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode != 0 or len(verdicts) != len(refs) or any(v["outcome"] != "verified" for v in verdicts):
+            raise RuntimeError(f"the fresh-process verify failed (exit {done.returncode}): {done.stderr[-2000:]}")
+
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.json"
         policy_file.write_text(json.dumps(policy))
         command = [sys.executable, "-m", "image_verifier", "verify", "--policy", str(policy_file),
                    "--insecure-registry", proxy.host, "--json", *refs]
-        for attempt in range(runs + 1):
-            proxy.stats()
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-            wall = (time.perf_counter() - started) * 1000
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            stats = proxy.stats()
-            verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-            if done.returncode != 0 or len(verdicts) != len(refs) or any(v["outcome"] != "verified" for v in verdicts):
-                raise RuntimeError(f"the fresh-process verify failed (exit {done.returncode}): {done.stderr[-2000:]}")
-            if attempt == 0:
-                continue  # the warm-up run
-            walls.append(wall)
-            cpus.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
-            spans.append(stats["span_ms"])
-            requests.append(stats["requests"] / len(refs))
-            transferred.append((stats["bytes_up"] + stats["bytes_down"]) / len(refs))
-    return {"wall_ms": _median(walls), "span_ms": _median(spans), "requests_per_image": _median(requests),
-            "bytes_per_image": round(statistics.median(transferred)), "client_cpu_ms": _median(cpus)}
+        return _fresh_runs(command, proxy, runs, env, len(refs), check)
+
+
+def oras_fresh_process(proxy: Proxy, refs: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """The same fetches a cosign verification needs (manifest, `.sig` manifest, payload blob per image),
+    done by oras-py's registry client in a new process per run (`bench/oras_peer.py`); no crypto."""
+    def check(done: subprocess.CompletedProcess[str]) -> None:
+        lines = done.stdout.strip().splitlines()
+        summary = json.loads(lines[-1]) if done.returncode == 0 and lines else {}
+        if summary.get("fetches") != 3 * len(refs):
+            raise RuntimeError(f"the oras-py peer failed (exit {done.returncode}): {done.stderr[-2000:]}")
+
+    command = [sys.executable, str(ORAS_PEER), "--registry", proxy.host, *refs]
+    return _fresh_runs(command, proxy, runs, env, len(refs), check)
 
 
 def warm_decisions(proxy: Proxy, policy: dict[str, Any], refs: list[str], runs: int) -> dict[str, Any]:
@@ -176,10 +200,13 @@ def top_imports(modules: str, env: dict[str, str], count: int = 8) -> list[tuple
     return sorted(rows, key=lambda row: -row[1])[:count]
 
 
-def oras_status() -> str:
+def oras_version() -> str | None:
+    """oras-py's installed version (a dev dependency in the lock), or None when it is missing."""
     if importlib.util.find_spec("oras") is None:
-        return "oras-py not installed; pip install oras to compare"
-    return "oras-py is installed, but this harness does not drive it yet"
+        return None
+    from importlib.metadata import version
+
+    return version("oras")
 
 
 def lambda_asset() -> dict[str, Any]:

@@ -12,7 +12,9 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLORS = {("cosign", "fresh"): (200, 40, 40), ("cosign", "warm"): (240, 140, 40), ("cosign", "minimum"): (120, 20, 20),
           ("notation", "fresh"): (40, 80, 200), ("notation", "warm"): (40, 170, 220), ("notation", "minimum"): (20, 40, 120)}
 COLOR_NAMES = {(200, 40, 40): "red", (240, 140, 40): "orange", (120, 20, 20): "dark red, dashed",
-               (40, 80, 200): "blue", (40, 170, 220): "light blue", (20, 40, 120): "dark blue, dashed"}
+               (40, 80, 200): "blue", (40, 170, 220): "light blue", (20, 40, 120): "dark blue, dashed",
+               (40, 150, 60): "green"}
+ORAS_COLOR = (40, 150, 60)
 
 
 def _shown(counts: dict[str, int]) -> str:
@@ -61,8 +63,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         "(minimum of 5).",
         "- Largest cumulative imports of a cosign-only `verify` (`-X importtime`, one run): "
         + ", ".join(f"`{name}` {ms:.0f} ms" for name, ms in results["top_imports"]) + ".",
-        f"- oras-py: {results['oras']}.",
     ]
+    lines += _oras_lines(results["oras"])
     asset = results["lambda_asset"]
     if "error" in asset:
         lines.append(f"- Lambda asset: not measured ({asset['error']}).")
@@ -85,10 +87,38 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
                          f"| {row['in_progress_shorter_than_retry_after']} "
                          f"| {row['largest_verdict_cache']} ({row['verdict_cache_bound']}) |")
     legend = "; ".join(f"{fmt} {run}: {COLOR_NAMES[color]}" for (fmt, run), color in COLORS.items())
+    if results["oras"]["rows"]:
+        legend += f"; oras-py (fresh process, the cosign fetches, no crypto): {COLOR_NAMES[ORAS_COLOR]}"
     lines += ["", f"![time per decision against images]({plot_name})", "",
               f"Time per decision (ms) against the number of images. {legend}. The minimum lines are the warm "
               "physical minimum (round trips x RTT + verification CPU of one image).", END]
     return "\n".join(lines)
+
+
+def _oras_lines(oras: dict[str, Any]) -> list[str]:
+    """The peer: oras-py fetching what a cosign verification needs, beside this CLI, and the target."""
+    if not oras["rows"]:
+        return [f"- oras-py: not measured ({oras['note']})."]
+    lines = ["", f"The peer, oras-py {oras['version']} (`bench/oras_peer.py`): the same fetches a cosign verification "
+             "needs (per image, by digest: the image manifest, the `sha256-<hex>.sig` manifest, its payload blob) with "
+             "`oras.provider.Registry` over plain HTTP through the same proxy, in a fresh process per run, one image "
+             "after the other and each fetch after the one before, as oras-py's user guide writes its calls (no thread "
+             "pool). **No crypto**: oras-py verifies no signature (and no digest), so its column is fetching only, "
+             "where this CLI's also parses, digest-checks and verifies every signature. Same runs and medians as the "
+             "fresh rows above; oras-py's network minimum is its own sequence: (3 x images + 1) x RTT.", "",
+             "| images | this CLI, cosign (fresh process) (ms) | oras-py (fresh process) (ms) | CLI / oras-py "
+             "| oras-py network span (ms) | oras-py network minimum (ms) | oras-py client CPU (ms) "
+             "| oras-py requests per image | oras-py bytes per image |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in oras["rows"]:
+        lines.append(f"| {row['images']} | {row['cli_wall_ms']:g} | {row['wall_ms']:g} | {row['cli_over_oras']:.2f} "
+                     f"| {row['span_ms']:g} | {row['network_minimum_ms']:g} | {row['client_cpu_ms']:g} "
+                     f"| {row['requests_per_image']:g} | {row['bytes_per_image']} |")
+    verdicts = [f"{n} images {t['ratio']:.2f} ({'met' if t['met'] else 'missed'})" for n, t in oras["target"].items()]
+    if verdicts:
+        lines += ["", f"Target: this CLI's fresh-process wall <= {oras['target_ratio']:g} x oras-py's at 10 and 50 "
+                  f"images: {', '.join(verdicts)}."]
+    return lines + [""]
 
 
 def write(results: dict[str, Any], docs: Path) -> None:
@@ -102,6 +132,8 @@ def write(results: dict[str, Any], docs: Path) -> None:
             series.append((f"{fmt} {run}", COLORS[(fmt, run)], points))
         series.append((f"{fmt} minimum", COLORS[(fmt, "minimum")],
                        [(r["images"], r["physical_minimum_ms"]) for r in rows if r["run"] == "warm"]))
+    if results["oras"]["rows"]:
+        series.append(("oras-py fresh", ORAS_COLOR, [(r["images"], r["wall_ms"]) for r in results["oras"]["rows"]]))
     plot_png(png_path, series, x_ticks=sorted({r["images"] for r in results["rows"]}))
     section = markdown(results, png_path.name)
     text = page.read_text() if page.exists() else "# Benchmarks\n"
