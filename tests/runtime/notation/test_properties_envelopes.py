@@ -152,11 +152,18 @@ def test_property_a_jws_with_a_folded_or_duplicate_key_is_never_admitted(data: s
 # ---- the strict CBOR decoder -----------------------------------------------------------------
 
 cbor_keys = st.integers(-30, 30) | st.text(max_size=6) | st.binary(max_size=4)
+
+
+def _cbor_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # (a named function: hypothesis cannot see that a multi-line lambda uses its argument)
+    return (st.lists(inner, max_size=4) | st.dictionaries(cbor_keys, inner, max_size=4)
+            | st.builds(cbor2.CBORTag, st.sampled_from([18, 33, 65000]), inner))
+
+
 cbor_items = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**64), 2**64 - 1) | st.binary(max_size=16) | st.text(max_size=16)
     | st.floats(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(cbor_keys, inner, max_size=4)
-    | st.builds(cbor2.CBORTag, st.sampled_from([18, 33, 65000]), inner),
+    _cbor_containers,
     max_leaves=12,
 )
 
