@@ -8,6 +8,17 @@ and any extra files (the admission policy) into the asset directory. The Docker 
 ``BundlingOptions`` is a name that does not exist: if local bundling ever declined, synth fails
 instead of silently pulling an image.
 
+Bytecode: Lambda's code directory (``/var/task``) is read-only, so an asset without ``__pycache__``
+compiles every module it imports on every cold start (measured in docs/benchmarks.md: the handler's
+imports take several times longer than with bytecode). When the bundling interpreter is the Lambda's
+CPython major.minor, every ``.py`` of the asset (the runtime package and the third-party wheels) is
+compiled into it with ``--invalidation-mode unchecked-hash``: the ``.pyc`` holds a hash of its source
+rather than an mtime (deterministic, and never checked at import, since nothing in the asset
+changes after bundling). Bytecode of another Python version would be ignored by the Lambda, so
+otherwise the asset is left without it and ``RuntimeBundler.bytecode_note`` says so (the admission
+controller shows it as an info annotation). The asset hash is unchanged either way: the bytecode is
+derived from what the hash covers plus the Python version, which the cache key already holds.
+
 Why boto3 is bundled although the Lambda runtime ships one: the hook calls
 ``ecs:DescribeServiceRevisions`` (added to botocore in November 2024) and reads revision fields
 added later (``overrides.runtimePlatform``); the runtime's SDK version is not under our control,
@@ -16,10 +27,12 @@ so the asset pins the botocore whose service model the tests were written agains
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import importlib.util
 import json
 import os
+import py_compile
 import re
 import shutil
 import subprocess
@@ -59,6 +72,7 @@ NO_DOCKER_IMAGE = "local-bundling-only/no-docker-image"  # never pulled: try_bun
 PIP_TIMEOUT_SECONDS = 900
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".pytest_cache")
 _ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+LAMBDA_CODE_DIR = "/var/task"  # where Lambda unpacks the asset: the source path the bytecode records
 
 
 def default_cache_root() -> Path:
@@ -110,7 +124,24 @@ class RuntimeBundler:
         shutil.copytree(self.source_dir, out / RUNTIME_PACKAGE, dirs_exist_ok=True, ignore=_IGNORED)
         for name, text in self.extra_files.items():
             (out / name).write_text(text, encoding="utf-8")
+        if self.compiles_bytecode:
+            compile_bytecode(out)
         return True
+
+    # -- bytecode ---------------------------------------------------------------------------------
+    @property
+    def compiles_bytecode(self) -> bool:
+        """Whether this interpreter writes bytecode the Lambda's Python loads: CPython, same major.minor."""
+        return sys.implementation.name == "cpython" and _major_minor() == self.python_version
+
+    @property
+    def bytecode_note(self) -> str | None:
+        """What to tell the user when the asset ships without bytecode (None when it ships with it)."""
+        if self.compiles_bytecode:
+            return None
+        return (f"the Lambda asset ships no bytecode: bundling ran on Python {_major_minor()} "
+                f"({sys.implementation.name}), the function runs Python {self.python_version}, so every cold start "
+                f"compiles the modules it imports; synthesize with Python {self.python_version} to ship them compiled")
 
     # -- the wheel cache --------------------------------------------------------------------------
     @property
@@ -182,6 +213,19 @@ class RuntimeBundler:
             asset_hash=self.asset_hash(),
             bundling=BundlingOptions(image=DockerImage.from_registry(NO_DOCKER_IMAGE), local=self),
         )
+
+
+def compile_bytecode(root: Path) -> None:
+    """Compile every ``.py`` under `root` in place, as the Lambda will import them from ``/var/task``."""
+    # In this process (workers=1): bundling runs inside a CDK app, whose jsii kernel threads and pipes a
+    # forked worker would inherit. optimize=0: the Lambda runs without -O. A file that does not compile
+    # gets no .pyc and fails at import exactly as it would have without one, so the result is not checked.
+    compileall.compile_dir(root, quiet=2, workers=1, optimize=0, stripdir=str(root), prependdir=LAMBDA_CODE_DIR,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
+def _major_minor() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def _require_pip() -> None:

@@ -160,3 +160,89 @@ def test_rejects_bundling_when_pip_cannot_fetch_the_wheels(tmp_path, monkeypatch
 def test_python_312_and_later_accept_manylinux_2_28_wheels_and_older_do_not():
     assert _bundling.platform_tags("arm64", "3.14") == ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
     assert _bundling.platform_tags("x86_64", "3.11") == ("manylinux2014_x86_64",)
+
+
+# -- bytecode (issue 13: Lambda's /var/task is read-only, so an asset without it compiles every module) --
+
+_COMPILED_FROM_SOURCE = """
+import importlib.machinery, json, sys
+sys.path.insert(0, sys.argv[1])
+compiled = []
+original = importlib.machinery.SourceFileLoader.source_to_code
+def recording(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return original(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = recording
+import image_verifier.handler.app, image_verifier.composition, boto3, aws_lambda_powertools, cryptography
+assert boto3.__file__.startswith(sys.argv[1])
+print(json.dumps([p for p in compiled if p.startswith(sys.argv[1])]))
+"""
+
+
+def _pyc_flags(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[4:8], "little")  # PEP 552: 0b01 hash-based, 0b10 check the source
+
+
+def test_local_asset_ships_unchecked_hash_bytecode_for_the_handler_and_its_wheels(local_asset):
+    # Given the asset bundled by an interpreter of the Lambda's own Python version (this machine's)
+    asset, _ = local_asset
+    tag = sys.implementation.cache_tag
+    # Then the handler modules, the runtime package and the wheels are compiled for that version
+    handler = sorted((asset / "image_verifier" / "handler").glob("*.py"))
+    assert handler
+    for source in [*handler, asset / "image_verifier" / "composition.py", asset / "boto3" / "__init__.py",
+                   asset / "cryptography" / "__init__.py"]:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert compiled.is_file(), compiled
+        # hash-based and never checked against the source: no mtime in it, nothing to stat at import
+        assert _pyc_flags(compiled) == 0b01, compiled
+    # and only for that version, at optimization level 0 (the Lambda runs without -O)
+    assert {p.name.split(".")[1] for p in asset.rglob("*.pyc")} == {tag}
+
+
+def test_handler_imports_from_the_asset_bytecode_without_compiling_anything(local_asset):
+    # Given the local asset, read-only as /var/task is (no bytecode may be written), without site-packages
+    asset, _ = local_asset
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_EC2_METADATA_DISABLED": "true"}
+    # When the handler, the composition root, boto3, Powertools and cryptography are imported with -S
+    result = subprocess.run([sys.executable, "-S", "-c", _COMPILED_FROM_SOURCE, str(asset)], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    # Then nothing of the asset was compiled from source: every module came from its .pyc
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_default_asset_ships_no_bytecode_and_the_controller_says_so_once(default_asset, local_asset):
+    # Given the default variant (Python 3.14) bundled here, and the local one (this machine's Python)
+    from aws_cdk import Stack
+    from aws_cdk.assertions import Annotations, Match
+
+    (asset, controller), (_, local_controller) = default_asset, local_asset
+    mismatch = sys.version_info[:2] != (3, 14)
+    # Then the default asset holds bytecode only when this interpreter is 3.14 itself
+    assert bool(list(asset.rglob("*.pyc"))) is not mismatch
+    # And the controller says so in one info annotation (never a warning, which fails `cdk synth --strict`)
+    notes = Annotations.from_stack(Stack.of(controller)).find_info("*", Match.string_like_regexp("ships no bytecode"))
+    assert len(notes) == (1 if mismatch else 0)
+    assert all("synthesize with Python 3.14" in str(n.entry.data) for n in notes)
+    assert not Annotations.from_stack(Stack.of(local_controller)).find_info(
+        "*", Match.string_like_regexp("ships no bytecode"))
+
+
+def test_bytecode_is_deterministic_and_leaves_the_asset_hash_alone(local_asset, tmp_path, monkeypatch):
+    # Given this machine's variant, bundled twice into different directories (the wheel cache is filled)
+    def bundler() -> RuntimeBundler:
+        return RuntimeBundler(architecture={"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()],
+                              python_version=f"{sys.version_info.major}.{sys.version_info.minor}")
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    bundler().try_bundle(str(first))
+    bundler().try_bundle(str(second))
+    # Then every .pyc is byte for byte the same (no mtime, no bundling directory recorded in it)
+    compiled = sorted(p.relative_to(first) for p in first.rglob("*.pyc"))
+    assert compiled and compiled == sorted(p.relative_to(second) for p in second.rglob("*.pyc"))
+    assert all((first / p).read_bytes() == (second / p).read_bytes() for p in compiled)
+    # And the asset hash does not depend on whether the bundling interpreter could compile
+    compiling = bundler().asset_hash()
+    monkeypatch.setattr(_bundling, "_major_minor", lambda: "3.99")
+    assert not bundler().compiles_bytecode and bundler().asset_hash() == compiling
