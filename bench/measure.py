@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,8 @@ HANDLER_IMPORTS = ("image_verifier.handler.app, image_verifier.handler.admission
 def child_env(pycache: Path | None) -> dict[str, str]:
     """The environment of the measured processes. With `pycache`, bytecode is written to and read from
     there (as after `pip install`, which compiles); without, nothing is cached and every module is
-    compiled from source on each start, as in the Lambda asset, which ships no `__pycache__`."""
+    compiled from source on each start, as from a Lambda asset bundled by another Python version
+    (which ships no `__pycache__`)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     if pycache is None:
@@ -207,6 +209,45 @@ def oras_version() -> str | None:
     from importlib.metadata import version
 
     return version("oras")
+
+
+def lambda_cold_import(runs: int = 7) -> dict[str, Any]:
+    """The handler's cold import from the asset as this machine bundles it (its CPU, its Python: the
+    variant whose bytecode the bundler compiles), in a fresh `python -S` with only the asset on the path
+    and no bytecode written (Lambda's /var/task is read-only): with the asset's `__pycache__`, then
+    with it removed (what an asset bundled by another Python version ships). Minimum of `runs`."""
+    try:
+        from constructs_lib._bundling import RuntimeBundler
+    except ImportError as exc:  # the CDK side is not installed
+        return {"error": f"cannot import the bundler: {exc}"}
+    machine = {"x86_64": "x86_64", "aarch64": "arm64"}.get(os.uname().machine)
+    if machine is None:
+        return {"error": f"no Lambda architecture matches this machine ({os.uname().machine})"}
+    bundler = RuntimeBundler(architecture=machine, python_version=f"{sys.version_info.major}.{sys.version_info.minor}")
+    if not (bundler.cache_dir / ".complete").exists():
+        return {"error": f"the wheel cache {bundler.cache_dir} is empty; run the asset tests once to fill it"}
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_EC2_METADATA_DISABLED": "true"}
+    with tempfile.TemporaryDirectory() as tmp:
+        asset = Path(tmp) / "asset"
+        bundler.try_bundle(str(asset))
+        code = f"import sys; sys.path.insert(0, {str(asset)!r}); import {HANDLER_IMPORTS}"
+
+        def minimum(script: str) -> float:
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-S", "-c", script], check=True, capture_output=True, env=env)
+                times.append((time.perf_counter() - started) * 1000)
+            return round(min(times), 1)
+
+        base, compiled = minimum("pass"), minimum(code)
+        pyc = sum(1 for _ in asset.rglob("*.pyc"))
+        for cache in list(asset.rglob("__pycache__")):
+            shutil.rmtree(cache)
+        from_source = minimum(code)
+    return {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "architecture": machine, "runs": runs,
+            "pyc_files": pyc, "python_S_pass_ms": base, "with_bytecode_ms": round(compiled - base, 1),
+            "without_bytecode_ms": round(from_source - base, 1)}
 
 
 def lambda_asset() -> dict[str, Any]:

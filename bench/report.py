@@ -59,12 +59,10 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"of which urllib3 and cryptography alone: +{results['dependency_floor_imports']['imports_ms']:g} ms.",
         f"- Handler cold import (the handler, composition root, boto3, Powertools): +{handler['imports_ms']:g} ms "
         f"with bytecode cached (minimum of 9; median +{handler['imports_ms_median']:g} ms); +{uncached['imports_ms']:g} ms "
-        "when every module is compiled from source, as from the Lambda asset, which ships no `__pycache__` "
-        "(minimum of 5).",
+        "when every module is compiled from source (site-packages, nothing cached; minimum of 5).",
         "- Largest cumulative imports of a cosign-only `verify` (`-X importtime`, one run): "
         + ", ".join(f"`{name}` {ms:.0f} ms" for name, ms in results["top_imports"]) + ".",
     ]
-    lines += _oras_lines(results["oras"])
     asset = results["lambda_asset"]
     if "error" in asset:
         lines.append(f"- Lambda asset: not measured ({asset['error']}).")
@@ -72,6 +70,17 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         lines.append(f"- Lambda asset (arm64, Python 3.14, as synth bundles it): {asset['unzipped_bytes'] / 1e6:.1f} MB "
                      f"unzipped in {asset['files']} files, {asset['zipped_bytes'] / 1e6:.1f} MB zipped; the runtime "
                      f"package itself {asset['runtime_package_bytes'] / 1e3:.0f} kB.")
+    cold = results.get("lambda_cold_import") or {"error": "not run"}
+    if "error" in cold:
+        lines.append(f"- Handler cold import from the asset: not measured ({cold['error']}).")
+    else:
+        lines.append(f"- Handler cold import from the asset, as this machine bundles it ({cold['architecture']}, Python "
+                     f"{cold['python']}, the same imports, `python -S` with only the asset on the path, no bytecode "
+                     f"written, minimum of {cold['runs']} above `python -S -c pass`): +{cold['with_bytecode_ms']:g} ms "
+                     f"with the {cold['pyc_files']} `.pyc` files the bundler compiles into it; "
+                     f"+{cold['without_bytecode_ms']:g} ms with its `__pycache__` removed, as an asset bundled by "
+                     "another Python version ships.")
+    lines += _oras_lines(results["oras"])
     if results.get("load"):
         lines += ["", "Load (`bench/load.py`): concurrent hook invocations over warm handler instances (half deploy two "
                   "signed images, half one signed and one unsigned) while the registry answers a share of requests "

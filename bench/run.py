@@ -114,6 +114,7 @@ def run(registry, proxy: Proxy, counts: list[int], args: argparse.Namespace) -> 
         "handler_imports_no_bytecode": measure.import_cost(measure.HANDLER_IMPORTS, measure.child_env(None), runs=5),
         "oras": oras_comparison(oras_version, rows, oras_rows),
         "lambda_asset": measure.lambda_asset(),
+        "lambda_cold_import": measure.lambda_cold_import(),
         "load": load.run(registry, [float(r) for r in args.load_rates.split(",") if r], invocations=100, instances=10),
     }
 
