@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from asn1crypto import core
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +171,17 @@ def test_rejects_token_when_accuracy_is_too_large_for_a_time_window() -> None:
     # When / Then
     with pytest.raises(TimestampError, match="^timestamp accuracy .* is not a valid RFC 3161 accuracy"):
         verify_timestamp(token, signature=SIGNATURE, hash_algorithm=hashes.SHA384(), tsa_roots=[TSAS["p256"].root.cert])
+
+
+def test_rejects_token_when_gen_time_plus_accuracy_leaves_the_calendar() -> None:
+    # Given a TSA whose chain never expires (RFC 5280's 99991231235959Z) stamping the last second there is
+    forever = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    root = pki.issue(subject=pki.name("Forever TSA Root"), private_key=pki.key("p256", "forever-root"), ca=True,
+                     not_after=forever)
+    leaf = pki.issue(subject=pki.name("Forever TSA"), private_key=pki.key("p256", "forever-tsa"), issuer=root,
+                     not_after=forever, eku=[ExtendedKeyUsageOID.TIME_STAMPING], eku_critical=True)
+    tsa = pki.Chain(leaf=leaf, intermediates=(), root=root)
+    token = nv.timestamp_token(SIGNATURE, tsa=tsa, gen_time=forever, accuracy_seconds=1)
+    # When / Then: genTime + 1 s is no datetime (it raised OverflowError)
+    with pytest.raises(TimestampError, match=r"^timestamp genTime 9999-12-31T23:59:59\+00:00 plus its accuracy leaves the calendar$"):
+        verify_timestamp(token, signature=SIGNATURE, hash_algorithm=hashes.SHA384(), tsa_roots=[root.cert])
