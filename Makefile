@@ -16,7 +16,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 # The Lambda asset's wheel cache stays inside this checkout (user apps default to ~/.cache).
 export SIGNED_IMAGES_BUNDLE_CACHE := $(CURDIR)/.cache/lambda-bundles
 
-.PHONY: synth test lock system-deps python-deps node-deps bench clean
+.PHONY: synth test lock fuzz system-deps python-deps node-deps bench clean
 
 synth: python-deps node-deps ## synthesize the reference app into cdk.out/ and summarize it
 	rm -rf cdk.out
@@ -50,6 +50,10 @@ node-deps: node_modules/.bin/cdk
 node_modules/.bin/cdk: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+fuzz: system-deps python-deps ## the property tests at 20x their budget, random examples (about 12 min on 2 cores)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider -q tests/runtime tests/e2e/test_runtime_agreement.py \
+	  -m hypothesis --hypothesis-show-statistics
 
 bench: python-deps system-deps ## run the benchmarks (not part of the tests)
 	$(PY) bench/run.py
