@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-QUIET_SECONDS = 0.5  # a batch is closed after this long without a new request (a loaded CI box can stall that long)
+QUIET_SECONDS = 1.0  # a batch is closed after this long without a new request (a loaded CI box can stall that long)
 UPSTREAM_TIMEOUT = 10.0
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host", "content-length"})
 
