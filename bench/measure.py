@@ -1,5 +1,6 @@
-"""The measurements: one decision in a fresh process, warm decisions in this process, the CPU a
-verification costs once its bytes are here, import costs, and the Lambda asset's size."""
+"""The measurements: one decision in a fresh process, warm decisions in this process, oras-py's
+fetches in a fresh process (the peer), the CPU a verification costs once its bytes are here, import
+costs, the Lambda asset's size and the handler's cold import from it."""
 
 from __future__ import annotations
 

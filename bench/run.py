@@ -13,7 +13,8 @@ and, for the cosign images, the same registry fetches done by oras-py in a fresh
 (`bench/oras_peer.py`: manifest, `.sig` manifest, payload blob, image after image; no crypto).
 Beside each figure: the physical minimum, i.e. dependent round trips x RTT (+ one RTT of
 connection set-up when connections are new) + the measured CPU of one verification; registry
-requests and bytes per image (counted by the proxy); import costs; the Lambda asset's size.
+requests and bytes per image (counted by the proxy); import costs; the Lambda asset's size, and the
+handler's cold import from the asset as this machine bundles it, with and without its bytecode.
 Writes docs/benchmarks.json, docs/benchmarks.png and the generated section of docs/benchmarks.md.
 Nothing is asserted beyond every image being verified: this is a measurement, not a test.
 """
