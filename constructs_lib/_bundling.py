@@ -15,8 +15,8 @@ CPython major.minor, every ``.py`` of the asset (the runtime package and the thi
 compiled into it with ``--invalidation-mode unchecked-hash``: the ``.pyc`` holds a hash of its source
 rather than an mtime (deterministic, and never checked at import, since nothing in the asset
 changes after bundling). Bytecode of another Python version would be ignored by the Lambda, so
-otherwise the asset is left without it and ``RuntimeBundler.bytecode_note`` says so (the admission
-controller shows it as an info annotation). The asset hash is unchanged either way: the bytecode is
+otherwise the asset is left without it (docs/admission.md says so; a synth-time note would print on
+every synth of every app, and synth stays quiet). The asset hash is unchanged either way: the bytecode is
 derived from what the hash covers plus the Python version, which the cache key already holds.
 
 Why boto3 is bundled although the Lambda runtime ships one: the hook calls
@@ -133,15 +133,6 @@ class RuntimeBundler:
     def compiles_bytecode(self) -> bool:
         """Whether this interpreter writes bytecode the Lambda's Python loads: CPython, same major.minor."""
         return sys.implementation.name == "cpython" and _major_minor() == self.python_version
-
-    @property
-    def bytecode_note(self) -> str | None:
-        """What to tell the user when the asset ships without bytecode (None when it ships with it)."""
-        if self.compiles_bytecode:
-            return None
-        return (f"the Lambda asset ships no bytecode: bundling ran on Python {_major_minor()} "
-                f"({sys.implementation.name}), the function runs Python {self.python_version}, so every cold start "
-                f"compiles the modules it imports; synthesize with Python {self.python_version} to ship them compiled")
 
     # -- the wheel cache --------------------------------------------------------------------------
     @property

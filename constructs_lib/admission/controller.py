@@ -189,8 +189,6 @@ class AdmissionController(AdmissionMetrics, Construct):
         self.bundler = RuntimeBundler(architecture=_ARCHITECTURE_NAMES[architecture.name],
                                       python_version=runtime.name.removeprefix("python"),
                                       extra_files={_defaults.POLICY_FILE: self.policy.text})
-        if self.bundler.bytecode_note:  # an info, not a warning: `cdk synth --strict` fails on warnings only
-            Annotations.of(self).add_info(self.bundler.bytecode_note)
         environment = {
             "ADMISSION_POLICY_FILE": _defaults.POLICY_FILE,
             "ADMISSION_DEADLINE_MARGIN_SECONDS": str(_defaults.DEADLINE_MARGIN_SECONDS),
