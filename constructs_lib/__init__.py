@@ -31,7 +31,7 @@ for _name, _value in (("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1"),
                       ("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "14,16,18,20,22")):
     os.environ.setdefault(_name, _value)
 
-from .admission import AdmissionController, AdmissionExemption, AdmissionMode, RequireImageAdmission
+from .admission import AdmissionController, AdmissionExemption, AdmissionMode, KeylessIdentity, RequireImageAdmission
 from .audit import PushAudit, TaskAudit
 from .break_glass import BreakGlassSigningKey
 from .break_glass_signing import BreakGlassSigning
@@ -60,6 +60,7 @@ __all__ = [
     "ImageOutcome",
     "ISigningKey",
     "ISigningProfile",
+    "KeylessIdentity",
     "KeyState",
     "NotationSigningProfile",
     "PushAudit",

@@ -12,5 +12,6 @@ from __future__ import annotations
 from ._policy import AdmissionExemption
 from .aspect import RequireImageAdmission
 from .controller import AdmissionController, AdmissionMode
+from .keyless import KeylessIdentity
 
-__all__ = ["AdmissionController", "AdmissionExemption", "AdmissionMode", "RequireImageAdmission"]
+__all__ = ["AdmissionController", "AdmissionExemption", "AdmissionMode", "KeylessIdentity", "RequireImageAdmission"]

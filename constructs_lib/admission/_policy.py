@@ -24,6 +24,7 @@ from image_verifier.policy import Policy
 
 from ..signing_key import ISigningKey, KeyState
 from ..signing_profile import ISigningProfile
+from .keyless import KeylessIdentity
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _PLACEHOLDERS = {
@@ -111,6 +112,18 @@ class PolicyBuilder:
         self._signers.append({"name": name, "awsSigner": body})
         return name
 
+    def add_keyless(self, identity: KeylessIdentity) -> str:
+        """A cosign keyless identity, under the name its user gave (added after keys and profiles, whose
+        names come from construct ids: a clash is refused rather than renaming what the trust lock records)."""
+        if not isinstance(identity, KeylessIdentity):
+            raise ValueError(f"keyless_signers takes KeylessIdentity values, got {identity!r}")
+        if identity.name in self._names:
+            raise ValueError(f"keyless identity name {identity.name!r} is already the name of another trusted signer of "
+                             f"{self._scope.node.path}; give the identity another name")
+        self._names.add(identity.name)
+        self._signers.append({"name": identity.name, "cosignKeyless": identity.to_json()})
+        return identity.name
+
     # -- images ---------------------------------------------------------------------------------
     def add_repository(self, repository: ecr.IRepository) -> None:
         """Images of this repository (its exact name: ``<account>.dkr.ecr.<region>.amazonaws.com/<name>``)."""
@@ -125,7 +138,8 @@ class PolicyBuilder:
     def build(self, *, failure_mode: str, unavailable_mode: str, exemptions: Sequence[AdmissionExemption],
               rule_name: str = "signed-images") -> BuiltPolicy:
         if not self._signers:
-            raise ValueError("the admission policy trusts no signer; give signing_keys and/or signing_profiles")
+            raise ValueError("the admission policy trusts no signer; give signing_keys, signing_profiles and/or "
+                             "keyless_signers")
         if not self._images:
             raise ValueError("the admission policy covers no image; give repositories and/or image_patterns")
         document: dict[str, Any] = {

@@ -37,6 +37,7 @@ from .._tree import add_validation, same_value
 from ._access import grant_resource_access
 from ._coverage import Coverage, check_service
 from ._policy import AdmissionExemption, PolicyBuilder
+from .keyless import KeylessIdentity
 from ._strategy_check import METADATA_KEY
 from ._strategy_check import register as register_strategy_check
 from .trust_lock import register_trust_lock
@@ -74,6 +75,7 @@ class AdmissionController(AdmissionMetrics, Construct):
         aws_signer_root_certificates: Sequence[str] = (),
         custom_root_certificates: Sequence[str] = (),
         revocation_check: bool = True,
+        keyless_signers: Sequence[KeylessIdentity] = (),
         repositories: Sequence[ecr.IRepository] = (),
         image_patterns: Sequence[str] = (),
         exemptions: Sequence[AdmissionExemption] = (),
@@ -107,6 +109,9 @@ class AdmissionController(AdmissionMetrics, Construct):
         :param custom_root_certificates: further roots for the profiles' signatures (tests, aws-cn).
             :default: - none
         :param revocation_check: call ``signer:GetRevocationStatus`` for Notation signatures. :default: True
+        :param keyless_signers: CI identities whose cosign keyless signatures admit an image, each verified
+            offline against its own Sigstore trusted root (inlined into the policy at synth; no permission
+            and no network beyond the registry). :default: - none
         :param repositories: ECR repositories whose images the policy covers. :default: - none
         :param image_patterns: further image patterns (``registry/repository`` globs). :default: - none
         :param exemptions: images admitted unsigned until a date, with a reason. :default: - none
@@ -157,6 +162,8 @@ class AdmissionController(AdmissionMetrics, Construct):
             builder.add_repository(repository)
         for pattern in image_patterns:
             builder.add_pattern(pattern)
+        for identity in keyless_signers:
+            builder.add_keyless(identity)
         self.policy = builder.build(failure_mode=failure_mode.value, unavailable_mode=unavailable_mode.value,
                                     exemptions=exemptions)
         _warn_expired_exemptions(self, self.policy.policy)
@@ -166,6 +173,7 @@ class AdmissionController(AdmissionMetrics, Construct):
         self.signing_keys, self.signing_profiles = tuple(signing_keys), tuple(signing_profiles)
         self.repository_arns, self.revocation_check = tuple(repository_arns), revocation_check
         self.repositories = tuple(repositories)
+        self.keyless_signers = tuple(keyless_signers)
 
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Image admission hook: reads service revisions, images and signing keys")
