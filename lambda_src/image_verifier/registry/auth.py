@@ -5,6 +5,9 @@
 - Other registries are tried anonymously; a `401` with `WWW-Authenticate: Bearer realm=...` is
   answered with a token from the realm (cached by realm, service, scope and who asked for it), a
   `401` with `Basic` only when credentials for the host exist.
+- A token is fetched once however many threads want it at the same moment (`TokenCache.obtain`):
+  the requests a verification sends together all meet the same 401 on a cold client, and one token
+  request per scope answers them all.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ ECR_TOKEN_REFRESH_MARGIN = 300.0  # seconds; renew well before ECR's 12-hour exp
 BEARER_TOKEN_REFRESH_MARGIN = 10.0  # seconds; a token about to expire is as good as expired
 DEFAULT_TOKEN_LIFETIME = 60  # seconds; the token spec's default when `expires_in` is absent
 MAX_CACHED_TOKENS = 256  # one per (realm, service, scope): a warm Lambda sees a few dozen repositories
+# Token fetches in progress at once (one per key). A decision touches a few repositories, so this is
+# never reached in practice; past it a fetch runs unshared, as before single-flight, so the map stays bounded.
+MAX_TOKEN_FLIGHTS = 64
 _ECR_HOST_RE = re.compile(
     r"^(?P<account>[0-9]{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
     r"|dkr-ecr(?P<ds_fips>-fips)?\.(?P<ds_region>[a-z0-9-]+)\.on\.aws)$"
@@ -194,18 +200,95 @@ def parse_challenge(header: str | None) -> Challenge | None:
 TokenKey = tuple[str, str, str, str]  # realm, service, scope, username ("" when anonymous)
 
 
+class _Flight:
+    """One token fetch in progress; the threads that want the same token wait for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: str | BaseException = ""  # the token, or what the fetch raised; set before `done`
+
+
 class TokenCache:
-    """Bearer tokens by (realm, service, scope, who asked), honouring `expires_in`. Thread-safe."""
+    """Bearer tokens by (realm, service, scope, who asked), honouring `expires_in`. Thread-safe.
+
+    `obtain` is single-flight: while one thread fetches a key's token, the others that need it wait for
+    that fetch and share its outcome, a token or the error. Nothing about a failure is kept once its
+    flight lands: the next request asks the token service again.
+    """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[TokenKey, tuple[str, float]] = {}
+        self._flights: dict[TokenKey, _Flight] = {}
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Threads now waiting for a token another thread is fetching (for tests and diagnostics)."""
+        with self._lock:
+            return self._waiting
 
     def get(self, key: TokenKey) -> str | None:
         with self._lock:
-            entry = self._tokens.get(key)
-        return entry[0] if entry and self._clock() < entry[1] else None
+            return self._valid(key)
+
+    def obtain(self, key: TokenKey, fetch: Callable[[], tuple[str, float]], deadline: Deadline) -> tuple[str, bool]:
+        """(token, fetched): the cached token for `key`, else one `fetch()` shared by every thread asking now.
+
+        `fetched` is True when the token was not in the cache (this thread or another fetched it for
+        this call). A waiter waits no longer than its own `deadline`. A failed fetch is raised in the
+        fetching thread and in every waiter (the same exception object, as `concurrent.futures` does),
+        except that a waiter with time left starts a new fetch when the flight failed only because the
+        fetching thread's deadline (another decision's) passed.
+        """
+        while True:
+            with self._lock:
+                token = self._valid(key)
+                if token is not None:
+                    return token, False
+                flight = self._flights.get(key)
+                if flight is None:
+                    leading = _Flight() if len(self._flights) < MAX_TOKEN_FLIGHTS else None
+                    if leading is not None:
+                        self._flights[key] = leading
+                else:
+                    self._waiting += 1
+            if flight is None:
+                return self._fetch_for_all(key, leading, fetch), True
+            try:
+                landed = flight.done.wait(max(deadline.remaining(), 0.0))
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if not landed:
+                raise DeadlineExceededError(f"the deadline passed while waiting for a token for {key[2]}")
+            outcome = flight.outcome
+            if isinstance(outcome, str):
+                return outcome, True
+            if isinstance(outcome, DeadlineExceededError) and deadline.remaining() > 0:
+                continue  # the fetching thread ran out of its time, not of ours: fetch again
+            raise outcome
+
+    def _fetch_for_all(self, key: TokenKey, flight: _Flight | None, fetch: Callable[[], tuple[str, float]]) -> str:
+        """Fetch as the flight's leader (or unshared when `flight` is None, past MAX_TOKEN_FLIGHTS)."""
+        try:
+            token, expires_in = fetch()
+        except BaseException as exc:  # every waiter must be released, whatever ended the fetch
+            self._land(key, flight, exc)
+            raise
+        self.put(key, token, expires_in)  # cached before the flight lands: a latecomer finds one or the other
+        self._land(key, flight, token)
+        return token
+
+    def _land(self, key: TokenKey, flight: _Flight | None, outcome: str | BaseException) -> None:
+        if flight is None:
+            return
+        flight.outcome = outcome
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.done.set()
 
     def put(self, key: TokenKey, token: str, expires_in: float) -> None:
         expires_at = self._clock() + max(0.0, expires_in - BEARER_TOKEN_REFRESH_MARGIN)
@@ -217,6 +300,17 @@ class TokenCache:
                     self._tokens.pop(min(self._tokens, key=lambda k: self._tokens[k][1]))
             self._tokens[key] = (token, expires_at)
 
-    def forget(self, key: TokenKey) -> None:
+    def forget(self, key: TokenKey, refused: str) -> None:
+        """Drop the cached token for `key` if it is still the one a registry just `refused`.
+
+        A thread whose older token was refused must not evict the newer one another thread has
+        fetched meanwhile: that would cost one more token request per 401 in flight.
+        """
         with self._lock:
-            self._tokens.pop(key, None)
+            entry = self._tokens.get(key)
+            if entry is not None and entry[0] == refused:
+                del self._tokens[key]
+
+    def _valid(self, key: TokenKey) -> str | None:
+        entry = self._tokens.get(key)  # the caller holds the lock
+        return entry[0] if entry and self._clock() < entry[1] else None

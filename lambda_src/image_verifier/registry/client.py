@@ -2,6 +2,11 @@
 
 Build one per process (a warm Lambda keeps it across decisions) and call `bound(deadline)` once per
 decision to get a `RegistrySession`, which implements the verifiers' `Registry` protocol.
+
+What it remembers, each map bounded: bearer tokens (one fetch per scope however many requests meet
+the same 401 at once: `TokenCache.obtain`), each registry's last challenge (so later requests to any
+of its repositories send the token up front, without a 401 first), and each registry's parsed
+origin (scheme, host, port), the one URL that is the same on every request to that registry.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from .auth import (
 )
 from .referrers import ReferrersApiMemory
 from .session import RegistrySession
-from .urls import RegistryUrl
+from .urls import Origin, RegistryUrl
 
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024  # a token response is a JWT or two; far below this
 MAX_REMEMBERED_CHALLENGES = 1024  # per (registry, repository, pull/push); bounded so a long-lived client stays small
+# Registries (by host) whose token service, and whose parsed origin, are remembered. A warm Lambda
+# talks to a handful (the connection pool keeps 16); the cap only stops an endless stream of hosts.
+MAX_REMEMBERED_REGISTRIES = 256
 _ChallengeKey = tuple[str, str, bool]  # registry base URL, repository, push
 
 
@@ -69,9 +77,10 @@ class RegistryClient(RequestCounter):
             ca_certs=ca_certs,
         )
         self._token_cache = TokenCache()
-        self._challenge_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the three maps below
         self._challenges: dict[_ChallengeKey, Challenge] = {}
         self._host_challenges: dict[str, Challenge] = {}
+        self._origins: dict[str, Origin] = {}
         self.referrers_api = ReferrersApiMemory()  # which registries lack the referrers API (referrers.py)
 
     def bound(self, deadline: Deadline) -> RegistrySession:
@@ -86,6 +95,28 @@ class RegistryClient(RequestCounter):
     ) -> RegistryUrl:
         """The one URL parser (urls.py): where a request to `raw` would go; refuses anything ambiguous."""
         return self._transport.parse(raw, base=base, what=what, same_origin=same_origin)
+
+    def registry_origin(self, host: str) -> Origin:
+        """The origin (scheme, host, port) of `base_url(host)`, parsed once per host by the one URL parser.
+
+        Safe to remember: `base_url` depends only on `host` and this client's fixed insecure
+        registries, so every parse of it gives the same answer. A URL a registry hands back (a
+        redirect, a `Link`, a `Location`) is never looked up here; it is parsed each time.
+        """
+        with self._lock:
+            origin = self._origins.get(host)
+        if origin is None:
+            origin = self.parse_url(self.base_url(host), what="the registry URL").origin  # raises: nothing kept
+            with self._lock:
+                if len(self._origins) >= MAX_REMEMBERED_REGISTRIES:
+                    self._origins.clear()  # rare; the cost is one parse per registry
+                self._origins[host] = origin
+        return origin
+
+    @property
+    def token_waiters(self) -> int:
+        """Threads now waiting for a bearer token another thread is fetching (tests, diagnostics)."""
+        return self._token_cache.waiting
 
     # -- used by RegistrySession ------------------------------------------------------------------
 
@@ -109,7 +140,7 @@ class RegistryClient(RequestCounter):
         target = self.parse_url(url, what=f"the URL of {what}")
         # Credentials belong to the registry's origin (scheme, host, port), as the HTTP client reads it:
         # an upload Location or a Link elsewhere gets none.
-        authorize = target.origin == self.parse_url(base, what="the registry URL").origin
+        authorize = target.origin == self.registry_origin(host)
         key: _ChallengeKey = (base, repository, push)
 
         def counted(method: str, url: str) -> None:
@@ -126,8 +157,9 @@ class RegistryClient(RequestCounter):
         challenge = parse_challenge(response.header("WWW-Authenticate"))
         if challenge is not None:
             self._remember(key, challenge)
-        if token_key is not None:
-            self._token_cache.forget(token_key)  # revoked or expired early: fetch a new one once
+        if token_key is not None and auth is not None:
+            # Revoked or expired early: fetch a new one once (unless another thread already did).
+            self._token_cache.forget(token_key, refused=auth.removeprefix("Bearer "))
         retry_auth, _, fresh = self._authorization(session, host, key)
         if retry_auth is None or (retry_auth == auth and not fresh):
             return response
@@ -146,9 +178,11 @@ class RegistryClient(RequestCounter):
     # -- authorization ----------------------------------------------------------------------------
 
     def _remember(self, key: _ChallengeKey, challenge: Challenge) -> None:
-        with self._challenge_lock:
+        with self._lock:
             if len(self._challenges) >= MAX_REMEMBERED_CHALLENGES:
                 self._challenges.clear()  # rare; the cost is one 401 round trip per repository
+            if len(self._host_challenges) >= MAX_REMEMBERED_REGISTRIES:
+                self._host_challenges.clear()
             self._challenges[key] = challenge
             self._host_challenges[key[0]] = challenge
 
@@ -157,7 +191,7 @@ class RegistryClient(RequestCounter):
     ) -> tuple[str | None, TokenKey | None, bool]:
         """(Authorization header or None, the token cache key it came from, whether it was just fetched)."""
         base, repository, push = key
-        with self._challenge_lock:
+        with self._lock:
             challenge = self._challenges.get(key)
             host_challenge = self._host_challenges.get(base)
         credentials = self.credentials_for(host, session.deadline)
@@ -173,12 +207,11 @@ class RegistryClient(RequestCounter):
             return None, None, False
         scope = challenge.scope or f"repository:{repository}:{actions}"
         token_key: TokenKey = (challenge.realm or "", challenge.service or "", scope, credentials.username if credentials else "")
-        token = self._token_cache.get(token_key)
-        if token is not None:
-            return f"Bearer {token}", token_key, False
-        token, expires_in = self._fetch_token(session, challenge, scope, credentials, host)
-        self._token_cache.put(token_key, token, expires_in)
-        return f"Bearer {token}", token_key, True
+        # One token request per key however many threads get here at once (the requests a verification
+        # sends together all meet the same 401 on a cold client); each waits no longer than its deadline.
+        token, fetched = self._token_cache.obtain(
+            token_key, lambda: self._fetch_token(session, challenge, scope, credentials, host), session.deadline)
+        return f"Bearer {token}", token_key, fetched
 
     def _fetch_token(
         self, session: RegistrySession, challenge: Challenge, scope: str, credentials: BasicCredentials | None,
