@@ -178,12 +178,15 @@ class FakeVerifier:
 class _Aws:
     """What build_verifier and the revision reader ask for: ECS is stubbed, nothing else may be used."""
 
-    def __init__(self, ecs: Any) -> None:
+    def __init__(self, ecs: Any, others: Mapping[str, Any] | None = None) -> None:
         self._ecs = ecs
+        self._others = dict(others or {})  # e.g. {"kms": FakeKms(...)}: clients a test answers itself
 
     def client(self, service: str, region: str) -> Any:
         if service == "ecs":
             return self._ecs
+        if service in self._others:
+            return self._others[service]
         raise AssertionError(f"the test did not expect a {service} client in {region}")
 
     def for_service(self, service: str) -> Any:
@@ -209,9 +212,9 @@ class Admission:
 
 def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | PlainEcs | None = None, *,
                       insecure_registries: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                      verifier: FakeVerifier | None = None) -> Admission:
+                      verifier: FakeVerifier | None = None, clients: Mapping[str, Any] | None = None) -> Admission:
     """A handler built by the real composition root from an environment, with ECS stubbed (and the
-    verifier replaced by `verifier` when one is given)."""
+    verifier replaced by `verifier` when one is given; `clients` answers other AWS services, e.g. KMS)."""
     ecs = ecs or StubbedEcs()
     environ = {"ADMISSION_POLICY": json.dumps(policy), "ADMISSION_INSECURE_REGISTRIES": ",".join(insecure_registries),
                **(env or {})}
@@ -219,7 +222,7 @@ def admission_handler(policy: Mapping[str, Any], ecs: StubbedEcs | PlainEcs | No
     # A fresh service name per handler: Powertools loggers of one name share their handlers.
     logger = Logger(service=f"admission-test-{uuid.uuid4().hex[:8]}", logger_handler=logging.StreamHandler(log))
     metrics = Metrics(namespace="SignedImages/Test", service="admission-test")
-    handler = build_handler(environ, aws=_Aws(ecs.client), logger=logger, metrics=metrics)
+    handler = build_handler(environ, aws=_Aws(ecs.client, clients), logger=logger, metrics=metrics)
     if verifier is not None:
         handler._verifier = verifier
     return Admission(handler=handler, log=log, ecs=ecs)
