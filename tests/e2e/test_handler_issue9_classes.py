@@ -78,7 +78,7 @@ def _credential_seen_by(server: FakeRegistry) -> bool:
 @pytest.mark.parametrize(("location", "reason"), [
     ("http://{other}\\@{proxy}/v2/{repo}/blobs/{blob}", "backslash"),  # urllib.parse: PROXY; urllib3: OTHER
     ("http://{proxy}@{other}/v2/{repo}/blobs/{blob}", "user info"),  # a reader that stops at '@' sees PROXY
-])
+], ids=["backslash", "user-info"])
 def test_rejects_revision_without_sending_the_credential_elsewhere_when_a_redirect_hides_another_host_class3(
         registry, registry_client, key, proxy, fake_registry, location, reason):
     # Given a signed image whose signature payload the registry (behind a bearer token) redirects to a URL that
@@ -122,7 +122,7 @@ def test_admits_revision_and_keeps_the_credential_home_when_a_plain_redirect_lea
 @pytest.mark.parametrize(("link", "reason"), [
     ("http://{other}\\@{proxy}/v2/{repo}/referrers/{digest}?page=2", "contains a backslash"),
     ("http://{proxy}@{other}/v2/{repo}/referrers/{digest}?page=2", "not plain host[:port] (user info"),
-])
+], ids=["backslash", "user-info"])
 def test_rejects_revision_without_sending_the_credential_elsewhere_when_a_referrers_link_hides_another_host_class3(
         registry, proxy, fake_registry, link, reason):
     # Given a Notation-signed image (real JWS, listed in the referrers tag schema), and a registry whose referrers
@@ -143,6 +143,7 @@ def test_rejects_revision_without_sending_the_credential_elsewhere_when_a_referr
     assert entry["outcome"] == "rejected" and "next-page Link" in entry["reasons"][0], entry
     assert reason in entry["reasons"][0]
     assert any(r.path.startswith(f"/v2/{image.repository}/referrers/") for r in proxy.requests)
+    assert any(r.header("Authorization") == f"Bearer {TOKEN}" for r in proxy.requests)
     assert fake_registry.requests == [] and not _credential_seen_by(fake_registry)
 
 
