@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
 
 from image_verifier.composition import build_verifier
 from image_verifier.cosign.legacy import signature_tag
-from image_verifier.cosign.sign import PemSigner, sign_image
 from image_verifier.deadline import Deadline
 from image_verifier.errors import DeadlineExceededError, RegistryUnavailableError
 from image_verifier.oci import OCI_MANIFEST, Descriptor
@@ -31,9 +31,9 @@ from image_verifier.registry import _transport as transport_module
 from image_verifier.registry.auth import TokenCache
 from image_verifier.verdict import Outcome
 from image_verifier.verifier import ImageRequest
-from tests.support.cosign_material import KeyPair, cosign_policy, fetch_raw
+from tests.support.cosign_material import KeyPair, cosign_policy, fetch_raw, push_cosign_signed
 from tests.support.fake_registry import FakeRegistry, Reply
-from tests.support.images import PushedImage, build_image, push_image, unique_repository
+from tests.support.images import PushedImage, build_image, unique_repository
 
 IMAGES = 8
 REQUESTS_AT_ONCE = 2 * IMAGES  # per cosign image by digest: its manifest and its `.sig` tag, together
@@ -46,13 +46,7 @@ def signed(registry) -> tuple[KeyPair, str, list[PushedImage]]:
     """IMAGES cosign-signed images in one repository of the real registry."""
     key = KeyPair.generate()
     repo = unique_repository("tokens")
-    writer = RegistryClient(insecure_registries={registry.host}).bound(Deadline.after(60))
-    images = []
-    for i in range(IMAGES):
-        image = push_image(registry, repo, f"v{i}", layer_bytes=f"tokens-{i}".encode())
-        sign_image(writer, image.ref, PemSigner(key.private_pem))
-        images.append(image)
-    return key, repo, images
+    return key, repo, push_cosign_signed(registry, key, repo, IMAGES)
 
 
 def mirror(registry, fake: FakeRegistry, repo: str, images: list[PushedImage]) -> None:
@@ -276,17 +270,10 @@ def test_rejects_every_waiter_with_the_fetch_error_when_the_shared_fetch_fails_a
 def test_rejects_a_waiter_with_deadline_exceeded_when_its_deadline_passes_while_it_waits():
     # Given a fetch in progress that does not finish
     cache = TokenCache()
-    release = threading.Event()
-    leader = threading.Thread(target=cache.obtain, args=(KEY, lambda: (release.wait(30), ("tok", 300.0))[1],
-                                                          Deadline.after(30)))
-    leader.start()
-    try:
+    with _fetch_in_progress(cache):
         # When a thread whose deadline has passed asks for the same token
         with pytest.raises(DeadlineExceededError, match="deadline passed while waiting for a token for repository:app:pull"):
             _obtain_when_in_flight(cache, Deadline.after(-1))
-    finally:
-        release.set()
-        leader.join(30)
     # Then the leader's token is still cached for everyone else
     assert cache.get(KEY) == "tok"
 
@@ -328,11 +315,7 @@ def test_fetches_unshared_when_the_flights_in_progress_reach_their_cap(monkeypat
     # Given one flight in progress and a cap of one
     monkeypatch.setattr(auth, "MAX_TOKEN_FLIGHTS", 1)
     cache = TokenCache()
-    release = threading.Event()
-    leader = threading.Thread(target=cache.obtain, args=(KEY, lambda: (release.wait(30), ("tok", 300.0))[1],
-                                                          Deadline.after(30)))
-    leader.start()
-    try:
+    with _fetch_in_progress(cache):
         _wait_for(lambda: len(cache._flights) == 1)
         # When another key's token is wanted
         other = (*KEY[:2], "repository:other:pull", "")
@@ -340,10 +323,21 @@ def test_fetches_unshared_when_the_flights_in_progress_reach_their_cap(monkeypat
         # Then it is fetched at once, without a flight, so the map of flights stays within its cap
         assert result == ("other", True)
         assert len(cache._flights) == 1
+    assert cache._flights == {}
+
+
+@contextmanager
+def _fetch_in_progress(cache: TokenCache) -> Iterator[None]:
+    """A thread fetching KEY's token ("tok") until the block ends."""
+    release = threading.Event()
+    leader = threading.Thread(target=cache.obtain, args=(KEY, lambda: (release.wait(30), ("tok", 300.0))[1],
+                                                          Deadline.after(30)))
+    leader.start()
+    try:
+        yield
     finally:
         release.set()
         leader.join(30)
-    assert cache._flights == {}
 
 
 def _obtain_when_in_flight(cache: TokenCache, deadline: Deadline,

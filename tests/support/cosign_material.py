@@ -12,9 +12,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from image_verifier.cosign.bundle import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD_TYPE, pae
+from image_verifier.cosign.sign import PemSigner, sign_image
+from image_verifier.deadline import Deadline
 from image_verifier.oci import OCI_EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST
+from image_verifier.registry import RegistryClient
 
-from .images import Blob, HasHost, PushedImage, canonical_json, empty_config, push_blob, push_manifest, sha256_digest
+from .images import Blob, HasHost, PushedImage, canonical_json, empty_config, push_blob, push_image, push_manifest, sha256_digest
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,15 @@ def cosign_policy(signers: Mapping[str, Mapping[str, Any]], *, images: str = "**
         "trustedSigners": [{"name": name, "cosignKey": dict(body)} for name, body in signers.items()],
         "rules": [rule],
     }
+
+
+def push_cosign_signed(registry: HasHost, key: KeyPair, repo: str, count: int) -> list[PushedImage]:
+    """`count` distinct images (tags v0, v1, ...) in `repo`, each signed once with `key` (the `.sig` tag)."""
+    writer = RegistryClient(insecure_registries={registry.host}).bound(Deadline.after(120))
+    images = [push_image(registry, repo, f"v{i}", layer_bytes=f"{repo}-{i}".encode()) for i in range(count)]
+    for image in images:
+        sign_image(writer, image.ref, PemSigner(key.private_pem))
+    return images
 
 
 def in_toto_statement(digest: str, annotations: Mapping[str, str] | None = None,
