@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Stack, Token
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 
@@ -223,6 +223,21 @@ def test_rejects_identity_when_the_trusted_root_has_no_ct_logs_unless_sct_is_ign
         release_identity(root)
     # When the user says so, it is accepted and the policy says it too
     assert release_identity(root, ignore_sct=True).to_json()["ignoreSct"] is True
+
+
+def test_rejects_identity_when_the_subject_is_a_token(root_file):
+    # Given a subject only known at deploy time
+    subject = Token.as_string({"Ref": "ReleaseWorkflow"})
+    with pytest.raises(ValueError, match=r"keyless identity 'release': subject is a token .*give the identity as "
+                                         r"literal text, so that it is in the synthesized policy for review"):
+        release_identity(root_file, subject_regexp=None, subject=subject)
+
+
+def test_rejects_controller_when_a_keyless_signer_is_not_a_keyless_identity(root_file):
+    stack = new_stack(new_app())
+    with pytest.raises(ValueError, match=r"keyless_signers takes KeylessIdentity values, got \{'name': 'release'"):
+        AdmissionController(stack, "Admission", keyless_signers=[{"name": "release", "subject": WORKFLOW}],
+                            image_patterns=["registry.local/app"])
 
 
 def test_rejects_controller_when_a_keyless_identity_takes_a_cosign_keys_name(root_file):
