@@ -190,15 +190,20 @@ def _notation_at(registry_host: str, chain: Any, level: str, **extra: Any) -> di
     return document
 
 
+def push_expired_notation_signature(registry, image: PushedImage, chain: Any) -> None:
+    """A real Notation signature of `image` whose signed expiry passed yesterday."""
+    expired = datetime.now(timezone.utc) - timedelta(days=1)
+    subject = Descriptor(media_type=image.media_type, digest=image.digest, size=image.size)
+    push_notation_signature(registry, image, chain,
+                            vector=notation_sign(subject, chain, signing_time=expired - timedelta(days=1), expiry=expired))
+
+
 def test_admits_with_warnings_in_the_audit_record_when_a_permissive_signer_accepts_an_expired_signature_class4c(
         registry, capsys):
     # Given an image whose only Notation signature expired yesterday, and a blocking policy whose signer is permissive
     chain = code_signing_chain("p256", role_prefix="hook-permissive-")
     image = push_image(registry, unique_repository("permissive"), "v1")
-    expired = datetime.now(timezone.utc) - timedelta(days=1)
-    subject = Descriptor(media_type=image.media_type, digest=image.digest, size=image.size)
-    push_notation_signature(registry, image, chain,
-                            vector=notation_sign(subject, chain, signing_time=expired - timedelta(days=1), expiry=expired))
+    push_expired_notation_signature(registry, image, chain)
     # When ECS calls the hook
     response, record = _decide(_notation_at(registry.host, chain, "permissive"), _container(registry.host, image),
                                insecure=[registry.host])
@@ -210,6 +215,24 @@ def test_admits_with_warnings_in_the_audit_record_when_a_permissive_signer_accep
     assert entry["signers"][0]["warnings"] == entry["warnings"]
     assert record["admittedWithWarnings"] == 1
     assert emf_metrics(capsys.readouterr().out)["AdmittedWithWarnings"] == 1
+
+
+def test_keeps_the_warnings_when_a_warm_function_reuses_a_verdict_admitted_with_warnings_class4c(registry):
+    # Given a permissive signer and an expired signature, and a warm function that has admitted the image once
+    chain = code_signing_chain("p256", role_prefix="hook-permissive-cache-")
+    image = push_image(registry, unique_repository("permissive-cache"), "v1")
+    push_expired_notation_signature(registry, image, chain)
+    ecs = StubbedEcs()
+    ecs.revision([_container(registry.host, image)])
+    ecs.revision([_container(registry.host, image)], describe_task_definition=False)  # the same task definition
+    admission = admission_handler(_notation_at(registry.host, chain, "permissive"), ecs, insecure_registries=[registry.host])
+    # When ECS calls the hook again and the verdict comes from the cache
+    assert [admission.handle(hook_event())["hookStatus"] for _ in range(2)] == ["SUCCEEDED", "SUCCEEDED"]
+    # Then the cached admission still says what was not enforced: a cache must not launder the warnings away
+    first, second = admission.audit_records()
+    assert (first["images"][0]["cached"], second["images"][0]["cached"]) == (False, True)
+    assert second["images"][0]["warnings"] == first["images"][0]["warnings"] != []
+    assert second["admittedWithWarnings"] == 1
 
 
 def test_admits_with_warnings_in_the_audit_record_when_an_audit_level_signer_accepts_an_untrusted_root_class4c(
