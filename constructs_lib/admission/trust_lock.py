@@ -49,7 +49,7 @@ class TrustEntry:
 
     ref: str  # the key or profile ARN, or construct:<path> when the ARN is only known at deploy time
     signer: str
-    kind: str  # cosignKey | awsSigner | notationX509
+    kind: str  # cosignKey | awsSigner | notationX509 | cosignKeyless
     state: str  # active | retired | revoked
     first_seen: str  # YYYY-MM-DD
     key_spec: str | None = None
@@ -166,6 +166,12 @@ def policy_entries(controller: Any, today: date) -> list[TrustEntry]:
                 entries.append(TrustEntry(ref=_ref(profile.signing_profile_arn, profile), signer=name,
                                           kind="awsSigner", state="active", first_seen=today.isoformat(),
                                           public_key_fingerprint=roots))
+        elif "cosignKeyless" in signer:
+            # No key to pin: the identity (issuer, subject) and the trusted root are what is trusted, so
+            # changing either is a new signer, like a changed public key.
+            entries.append(TrustEntry(ref=f"signer:{name}", signer=name, kind="cosignKeyless", state="active",
+                                      first_seen=today.isoformat(),
+                                      public_key_fingerprint=document_fingerprint(signer["cosignKeyless"])))
         else:
             kind = next(k for k in signer if k != "name")
             roots = roots_fingerprint(signer[kind].get("rootCertificates", ()))
@@ -185,6 +191,12 @@ def pem_fingerprint(pem: str) -> str:
     key = serialization.load_pem_public_key(pem.encode())
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def document_fingerprint(document: Any) -> str:
+    """sha256: of a JSON document in canonical form (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def roots_fingerprint(pems: Any) -> str | None:

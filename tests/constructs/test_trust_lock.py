@@ -176,6 +176,35 @@ def test_rejects_changed_public_key_when_a_profiles_root_certificate_changes(tmp
     assert "public key fingerprint changed" in error and "A changed key is a new key" in error
 
 
+def test_rejects_changed_keyless_signer_when_its_identity_or_trusted_root_changes(tmp_path):
+    # Given a controller trusting a keyless identity, recorded in the lock
+    from constructs_lib.admission import KeylessIdentity
+    from tests.support.sigstore_material import GITHUB_ISSUER, LocalSigstore
+
+    root = json.dumps(LocalSigstore().trusted_root())
+
+    def controller(subject: str, trusted_root: str):
+        context: dict[str, Any] = {FILE_CONTEXT: str(lock)}
+        if not lock.exists():
+            context[UPDATE_CONTEXT] = "true"
+        stack = new_stack(App(analytics_reporting=False, context=context), "Deploy")
+        identity = KeylessIdentity(name="release", issuer=GITHUB_ISSUER, subject=subject, trusted_root=trusted_root)
+        return AdmissionController(stack, "Admission", keyless_signers=[identity],
+                                   repositories=[ecr.Repository(stack, "Repo", repository_name="team/app")])
+
+    lock = tmp_path / "lock.json"
+    assert _errors(controller("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main", root)) == []
+    assert _entries(lock)["release"]["kind"] == "cosignKeyless"
+    # When the same name trusts another workflow, or another trusted root (another Fulcio)
+    other_subject = controller("https://github.com/acme/app/.github/workflows/any.yml@refs/heads/main", root)
+    other_root = controller("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+                            json.dumps(LocalSigstore().trusted_root()))
+    # Then synth fails: a changed identity is a new signer, added beside the old one, which is retired
+    for changed in (other_subject, other_root):
+        [error] = _errors(changed)
+        assert "cosignKeyless signer 'release'" in error and "public key fingerprint changed" in error
+
+
 def test_rejects_changed_key_when_the_key_spec_changes(tmp_path):
     # A new key spec replaces the KMS key in place: same construct, new public key
     lock = tmp_path / "lock.json"
