@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image_verifier.cosign.sign import PemSigner, sign_image
-from image_verifier.deadline import Deadline
 from image_verifier.oci import OCI_MANIFEST, Descriptor
-from image_verifier.registry import RegistryClient
-from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy
+from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy, push_cosign_signed
 from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
 from tests.support.notation_vectors import NOTARY, sign, signature_manifest
 from tests.support.pki import code_signing_chain
@@ -66,13 +63,7 @@ class SignedSet:
 
 def cosign_set(registry: Any, count: int) -> SignedSet:
     key = KeyPair.generate()
-    repo = unique_repository("bench-cosign")
-    writer = RegistryClient(insecure_registries={registry.host}).bound(Deadline.after(300))
-    images = []
-    for i in range(count):
-        image = push_image(registry, repo, f"v{i}", layer_bytes=f"bench-cosign-{i}".encode())
-        sign_image(writer, image.ref, PemSigner(key.private_pem))
-        images.append(image)
+    images = push_cosign_signed(registry, key, unique_repository("bench-cosign"), count)
     return SignedSet(format="cosign", images=images, material=key,
                      policy=cosign_policy({"ci": {"publicKeyPem": key.public_pem}}, images="PROXY/**"))
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import pytest
 
 from image_verifier.composition import build_verifier
-from image_verifier.cosign.sign import PemSigner, sign_image
 from image_verifier.deadline import Deadline
 from image_verifier.policy import Policy
 from image_verifier.registry import RegistryClient
 from image_verifier.registry._transport import POOL_CONNECTIONS_PER_HOST
 from image_verifier.verdict import Outcome
 from image_verifier.verifier import MAX_PARALLEL_IMAGES, REQUESTS_AT_ONCE_PER_IMAGE, ImageRequest
-from tests.support.cosign_material import KeyPair, cosign_policy
-from tests.support.images import push_image, unique_repository
+from tests.support.cosign_material import KeyPair, cosign_policy, push_cosign_signed
+from tests.support.images import unique_repository
 from tests.support.round_recorder import RoundRecorder
 
 IMAGES = 64
@@ -28,14 +27,7 @@ IMAGES = 64
 def signed(registry):
     """64 cosign-signed images in one repository, and the key's policy material."""
     key = KeyPair.generate()
-    repo = unique_repository("wave")
-    writer = RegistryClient(insecure_registries={registry.host}).bound(Deadline.after(120))
-    images = []
-    for i in range(IMAGES):
-        image = push_image(registry, repo, f"v{i}", layer_bytes=f"wave-{i}".encode())
-        sign_image(writer, image.ref, PemSigner(key.private_pem))
-        images.append(image)
-    return key, images
+    return key, push_cosign_signed(registry, key, unique_repository("wave"), IMAGES)
 
 
 def test_the_documented_bound_is_at_least_64_and_the_connection_pool_matches_it():
