@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image_verifier.oci import OCI_MANIFEST, Descriptor
-from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy, push_cosign_signed
-from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
-from tests.support.notation_vectors import NOTARY, sign, signature_manifest
+from image_verifier.oci import Descriptor
+from tests.support.cosign_material import KeyPair, cosign_policy, push_cosign_signed
+from tests.support.images import PushedImage, push_image, unique_repository
+from tests.support.notation_registry import push_notation_vector
+from tests.support.notation_vectors import sign
 from tests.support.pki import code_signing_chain
 
 IDENTITY = "x509.subject: C=US, ST=WA, O=Acme"
@@ -74,12 +75,8 @@ def notation_set(registry: Any, count: int) -> SignedSet:
     images = []
     for i in range(count):
         image = push_image(registry, repo, f"v{i}", layer_bytes=f"bench-notation-{i}".encode())
-        vector = sign(Descriptor(media_type=image.media_type, digest=image.digest, size=image.size), chain)
-        manifest = signature_manifest(vector.envelope, vector.media_type, vector.subject, vector.chain)
-        push_blob(registry, repo, vector.envelope)
-        push_blob(registry, repo, empty_config().data)
-        pushed = push_manifest(registry, repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
-        add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
+        push_notation_vector(registry, image, sign(Descriptor(media_type=image.media_type, digest=image.digest,
+                                                              size=image.size), chain))
         images.append(image)
     policy = {"version": "1",
               "trustedSigners": [{"name": "corp", "notationX509": {"rootCertificates": [chain.root.pem],

@@ -19,13 +19,13 @@ from image_verifier.composition import build_verifier
 from image_verifier.deadline import Deadline
 from image_verifier.errors import PolicyError
 from image_verifier.notation import awssigner
-from image_verifier.oci import OCI_MANIFEST, Descriptor
+from image_verifier.oci import Descriptor
 from image_verifier.policy import Policy
 from image_verifier.registry import RegistryClient
 from image_verifier.verifier import ImageRequest
-from tests.support.cosign_material import add_to_referrers_tag
-from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest
-from tests.support.notation_vectors import NOTARY, aws_signer_signature, signature_manifest
+from tests.support.images import PushedImage, push_image
+from tests.support.notation_registry import push_notation_vector
+from tests.support.notation_vectors import aws_signer_signature
 from tests.support.pki import aws_signer_chain
 
 REFERENCE_REPOSITORIES = ("reference/app", "reference/worker")  # SigningStack's chain, in order
@@ -165,11 +165,7 @@ def _push_signed(registry, tag: str, *, profile_arn: str, chain) -> PushedImage:
     subject = Descriptor(media_type=image.media_type, digest=image.digest, size=image.size)
     vector = aws_signer_signature(subject, chain=chain, profile_version_arn=profile_arn + "/a1b2C3d4E5",
                                   job_arn="arn:aws:signer:us-east-1:111111111111:/signing-jobs/" + "0" * 8 + "-1")
-    manifest = signature_manifest(vector.envelope, vector.media_type, subject, vector.chain)
-    push_blob(registry, image.repository, vector.envelope)
-    push_blob(registry, image.repository, empty_config().data)
-    pushed = push_manifest(registry, image.repository, sha256_digest(manifest), manifest, OCI_MANIFEST)
-    add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
+    push_notation_vector(registry, image, vector)
     return image
 
 

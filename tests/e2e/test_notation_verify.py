@@ -17,18 +17,16 @@ from image_verifier.oci import OCI_INDEX, OCI_MANIFEST, Descriptor
 from image_verifier.policy import Policy
 from image_verifier.registry import RegistryClient
 from image_verifier.verifier import ImageRequest
-from tests.support.cosign_material import KeyPair, add_to_referrers_tag
+from tests.support.cosign_material import KeyPair
 from tests.support.fake_registry import Reply
 from tests.support.images import (
     PushedImage,
     canonical_json,
     empty_config,
-    push_blob,
     push_image,
-    push_manifest,
-    sha256_digest,
     unique_repository,
 )
+from tests.support.notation_registry import push_notation_vector
 from tests.support.notation_vectors import (
     COSE,
     JWS,
@@ -37,7 +35,6 @@ from tests.support.notation_vectors import (
     SignedVector,
     aws_signer_signature,
     sign,
-    signature_manifest,
 )
 from tests.support.pki import code_signing_chain
 
@@ -49,16 +46,6 @@ IDENTITY = "x509.subject: C=US, ST=WA, O=Acme"
 
 def _subject(image: PushedImage) -> Descriptor:
     return Descriptor(media_type=image.media_type, digest=image.digest, size=image.size)
-
-
-def _push_signature(registry, image: PushedImage, vector: SignedVector, *, legacy: bool = False) -> PushedImage:
-    """Push envelope, config and signature manifest, and list it in the image's referrers tag."""
-    manifest = signature_manifest(vector.envelope, vector.media_type, vector.subject, vector.chain, legacy=legacy)
-    push_blob(registry, image.repository, vector.envelope)
-    push_blob(registry, image.repository, empty_config().data)
-    pushed = push_manifest(registry, image.repository, sha256_digest(manifest), manifest, OCI_MANIFEST)
-    add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
-    return pushed
 
 
 def _x509_policy(tmp_path, registry, chain, **rule_extra):
@@ -81,7 +68,7 @@ def chain():
 def test_admits_image_when_notation_signature_chains_to_trusted_root(registry, tmp_path, chain, media_type, legacy):
     # Given an image with a Notation signature (JWS or COSE, either manifest shape)
     image = push_image(registry, unique_repository(), "v1")
-    _push_signature(registry, image, sign(_subject(image), chain, media_type=media_type), legacy=legacy)
+    push_notation_vector(registry, image, sign(_subject(image), chain, media_type=media_type), legacy=legacy)
     # When it is verified by tag
     result = verify(registry.host, _x509_policy(tmp_path, registry, chain), str(image.tag_ref))
     # Then it is admitted, with the leaf subject as the identity
@@ -93,7 +80,7 @@ def test_admits_image_when_notation_signature_chains_to_trusted_root(registry, t
 
 def test_rejects_image_saying_authenticity_failed_when_root_is_not_trusted(registry, tmp_path, chain):
     image = push_image(registry, unique_repository(), "v1")
-    _push_signature(registry, image, sign(_subject(image), code_signing_chain("p256", role_prefix="other-")))
+    push_notation_vector(registry, image, sign(_subject(image), code_signing_chain("p256", role_prefix="other-")))
     result = verify(registry.host, _x509_policy(tmp_path, registry, chain), str(image.ref))
     assert result.code == 1
     assert "authenticity:" in result.verdicts[0]["reasons"][0]
@@ -101,7 +88,7 @@ def test_rejects_image_saying_authenticity_failed_when_root_is_not_trusted(regis
 
 def test_rejects_image_when_trusted_identity_does_not_match(registry, tmp_path, chain):
     image = push_image(registry, unique_repository(), "v1")
-    _push_signature(registry, image, sign(_subject(image), chain))
+    push_notation_vector(registry, image, sign(_subject(image), chain))
     document = json.loads(_x509_policy(tmp_path, registry, chain).read_text())
     document["trustedSigners"][0]["notationX509"]["trustedIdentities"] = ["x509.subject: C=US, ST=WA, O=Other"]
     result = verify(registry.host, write_policy(tmp_path, document), str(image.ref))
@@ -115,7 +102,7 @@ def test_rejects_image_saying_integrity_failed_when_signature_names_another_imag
     image = push_image(registry, repo, "a", layer_bytes=b"a")
     other = push_image(registry, repo, "b", layer_bytes=b"b")
     vector = sign(_subject(other), chain)
-    _push_signature(registry, image, SignedVector(**{**vector.__dict__, "subject": _subject(image)}))
+    push_notation_vector(registry, image, SignedVector(**{**vector.__dict__, "subject": _subject(image)}))
     # When / Then
     result = verify(registry.host, _x509_policy(tmp_path, registry, chain), str(image.ref))
     assert result.code == 1
@@ -124,7 +111,7 @@ def test_rejects_image_saying_integrity_failed_when_signature_names_another_imag
 
 def test_rejects_image_when_notation_annotation_is_required_and_absent(registry, tmp_path, chain):
     image = push_image(registry, unique_repository(), "v1")
-    _push_signature(registry, image, sign(_subject(image), chain, annotations={"buildId": "17"}))
+    push_notation_vector(registry, image, sign(_subject(image), chain, annotations={"buildId": "17"}))
     policy = _x509_policy(tmp_path, registry, chain, requiredAnnotations={"buildId": "[0-9]+", "git-sha": ".+"})
     result = verify(registry.host, policy, str(image.ref))
     assert result.code == 1
@@ -163,7 +150,7 @@ def test_aws_signer_signature_is_judged_by_revocation_status(registry, tmp_path,
     # Given an AWS-Signer-shaped signature (ES384, signing authority, 4 certificates)
     image = push_image(registry, unique_repository(), "v1")
     vector = aws_signer_signature(_subject(image))
-    _push_signature(registry, image, vector)
+    push_notation_vector(registry, image, vector)
     signer_stub.add_response("get_revocation_status", {"revokedEntities": revoked}, _revocation_request())
     # When it is verified with revocation checking on
     result = verify(registry.host, _aws_policy(tmp_path, registry, vector), str(image.ref))
@@ -179,7 +166,7 @@ def test_aws_signer_signature_is_judged_by_revocation_status(registry, tmp_path,
 def test_reports_unavailable_when_revocation_status_cannot_be_read(registry, tmp_path, signer_stub):
     image = push_image(registry, unique_repository(), "v1")
     vector = aws_signer_signature(_subject(image))
-    _push_signature(registry, image, vector)
+    push_notation_vector(registry, image, vector)
     signer_stub.add_client_error("get_revocation_status", "ThrottlingException", "slow down", 429)
     result = verify(registry.host, _aws_policy(tmp_path, registry, vector), str(image.ref))
     assert result.code == 3
@@ -188,7 +175,7 @@ def test_reports_unavailable_when_revocation_status_cannot_be_read(registry, tmp
 
 def test_admits_when_cosign_is_missing_but_notation_satisfies_an_any_of_rule(registry, tmp_path, chain):
     image = push_image(registry, unique_repository(), "v1")
-    _push_signature(registry, image, sign(_subject(image), chain))
+    push_notation_vector(registry, image, sign(_subject(image), chain))
     document = json.loads(_x509_policy(tmp_path, registry, chain).read_text())
     document["trustedSigners"].append({"name": "ci", "cosignKey": {"publicKeyPem": KeyPair.generate().public_pem}})
     document["rules"][0]["anyOf"] = ["ci", "corp"]

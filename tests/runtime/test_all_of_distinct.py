@@ -12,14 +12,15 @@ from typing import Any
 from image_verifier.cosign.keys import CosignKeyResolver
 from image_verifier.cosign.sign import PemSigner, sign_image
 from image_verifier.deadline import Deadline
-from image_verifier.oci import OCI_MANIFEST, Descriptor
+from image_verifier.oci import Descriptor
 from image_verifier.policy import Policy
 from image_verifier.signer_checks import distinct_assignment
 from image_verifier.verdict import Outcome, SignerMatch, Verdict
 from image_verifier.verifier import ImageRequest, ImageVerifier
-from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy
-from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
-from tests.support.notation_vectors import NOTARY, SignedVector, signature_manifest
+from tests.support.cosign_material import KeyPair, cosign_policy
+from tests.support.images import PushedImage, push_image, unique_repository
+from tests.support.notation_registry import push_notation_vector
+from tests.support.notation_vectors import SignedVector
 from tests.support.notation_vectors import sign as notation_sign
 from tests.support.pki import Chain, code_signing_chain
 
@@ -55,13 +56,7 @@ def push_notation_signature(registry, image: PushedImage, chain: Chain, *, vecto
                             ) -> PushedImage:
     """A real Notation JWS signature of `image` by `chain`'s leaf (or `vector`), listed in the referrers tag schema."""
     subject = Descriptor(media_type=image.media_type, digest=image.digest, size=image.size)
-    vector = vector or notation_sign(subject, chain)
-    manifest = signature_manifest(vector.envelope, vector.media_type, vector.subject, vector.chain)
-    push_blob(registry, image.repository, vector.envelope)
-    push_blob(registry, image.repository, empty_config().data)
-    pushed = push_manifest(registry, image.repository, sha256_digest(manifest), manifest, OCI_MANIFEST)
-    add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
-    return pushed
+    return push_notation_vector(registry, image, vector or notation_sign(subject, chain))
 
 
 def notation_policy(registry_host: str, chain: Chain, names: list[str], **policy_extra: Any) -> dict[str, Any]:

@@ -14,15 +14,16 @@ import pytest
 from image_verifier.composition import build_verifier
 from image_verifier.cosign.sign import PemSigner, sign_image
 from image_verifier.deadline import Deadline
-from image_verifier.oci import OCI_MANIFEST, Descriptor
+from image_verifier.oci import Descriptor
 from image_verifier.policy import Policy
 from image_verifier.registry import RegistryClient, referrers_tag
 from image_verifier.registry.referrers import API_MEMORY_SECONDS, ReferrersApiMemory
 from image_verifier.verdict import Outcome
 from image_verifier.verifier import ImageRequest
-from tests.support.cosign_material import KeyPair, add_to_referrers_tag, cosign_policy
-from tests.support.images import PushedImage, empty_config, push_blob, push_image, push_manifest, sha256_digest, unique_repository
-from tests.support.notation_vectors import NOTARY, sign, signature_manifest
+from tests.support.cosign_material import KeyPair, cosign_policy
+from tests.support.images import PushedImage, push_image, unique_repository
+from tests.support.notation_registry import push_notation_vector
+from tests.support.notation_vectors import sign
 from tests.support.pki import code_signing_chain
 from tests.support.round_recorder import RoundRecorder
 
@@ -54,12 +55,8 @@ def _cosign_signed(registry, key: KeyPair, repo: str, tag: str) -> PushedImage:
 
 def _notation_signed(registry, chain: Any, repo: str, tag: str) -> PushedImage:
     image = push_image(registry, repo, tag, layer_bytes=f"{repo}-{tag}".encode())
-    vector = sign(Descriptor(media_type=image.media_type, digest=image.digest, size=image.size), chain)
-    manifest = signature_manifest(vector.envelope, vector.media_type, vector.subject, vector.chain)
-    push_blob(registry, repo, vector.envelope)
-    push_blob(registry, repo, empty_config().data)
-    pushed = push_manifest(registry, repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
-    add_to_referrers_tag(registry, image, pushed, artifact_type=NOTARY)
+    push_notation_vector(registry, image, sign(Descriptor(media_type=image.media_type, digest=image.digest,
+                                                          size=image.size), chain))
     return image
 
 
